@@ -1,0 +1,3 @@
+from pyingress.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Control plane: ingress records, validation, the Ingress API, auth, state and webhooks."""

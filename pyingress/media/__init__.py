@@ -1,0 +1,1 @@
+"""Media pipeline: timeline, decode, layer plan, scale, encode or pass-through."""

@@ -1,0 +1,1 @@
+"""Room publishing: the LiveKit signal client and the WebRTC simulcast sender."""
