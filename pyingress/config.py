@@ -1,0 +1,259 @@
+"""Service configuration: livekit/ingress's YAML keys and defaults, plus pyingress's own.
+
+Loaded from ``--config FILE`` / ``INGRESS_CONFIG_FILE`` or ``INGRESS_CONFIG_BODY`` (YAML text, wins), with
+``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` / ``LIVEKIT_WS_URL`` pre-filling the keys they name (the file
+overrides them), as livekit/ingress does (ingress.md §4).  Every key is checked at start: an unknown key, a
+wrong type or a bad port stops the service with a message naming the key, never a surprise later.
+"""
+
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the operator: ``<key>: <problem>``."""
+
+
+@dataclass
+class RedisConfig:
+    address: str = ""
+    username: str = ""
+    password: str = ""
+    db: int = 0
+    use_tls: bool = False
+    sentinel_master_name: str = ""
+    sentinel_username: str = ""
+    sentinel_password: str = ""
+    sentinel_addresses: list[str] = field(default_factory=list)
+    cluster_addresses: list[str] = field(default_factory=list)
+    dial_timeout: int = 0
+    read_timeout: int = 0
+    write_timeout: int = 0
+    max_redirects: int = 0
+    pool_timeout: str = ""
+    pool_size: int = 0
+
+
+@dataclass
+class LoggingConfig:
+    level: str = "info"
+    json: bool = False
+    sample: bool = False
+    component_levels: dict[str, str] = field(default_factory=dict)
+    sample_initial: int = 0
+    sample_interval: int = 0
+    item_sample_seconds: int = 0
+    item_sample_initial: int = 0
+    item_sample_interval: int = 0
+
+
+@dataclass
+class CpuCostConfig:
+    # livekit/ingress leaves these at 0 in code while its docs recommend 2.0/2.0/0.1/2.0; we use the documented
+    # values so that admission control actually protects the machine (ingress.md §4).
+    rtmp_cpu_cost: float = 2.0
+    whip_cpu_cost: float = 2.0
+    whip_bypass_transcoding_cpu_cost: float = 0.1
+    url_cpu_cost: float = 2.0
+    min_idle_ratio: float = 0.3
+
+
+@dataclass
+class WebhookConfig:
+    api_key: str = ""
+    urls: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RoomServerConfig:
+    """The local livekit-server that ``serve`` starts while no ``ws_url`` is configured (a dev room server)."""
+
+    binary: str = ""  # empty: .cache/bin/server of a checkout, then `livekit-server`/`server` on PATH
+    port: int = 7880
+    rtc_tcp_port: int = 7881
+    rtc_udp_port: int = 7882
+
+
+@dataclass
+class Config:
+    # livekit/ingress keys
+    api_key: str = ""
+    api_secret: str = ""
+    ws_url: str = ""
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    rtmp_port: int = 1935
+    whip_port: int = 8080
+    http_relay_port: int = 9090
+    health_port: int = 0
+    prometheus_port: int = 0
+    debug_handler_port: int = 0
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    development: bool = False
+    rtc_config: dict[str, Any] = field(default_factory=dict)
+    cpu_cost: CpuCostConfig = field(default_factory=CpuCostConfig)
+    enable_stream_latency_reduction: bool = False
+    whip_proxy_enabled: bool = False
+    service_name: str = "ingress"
+    node_id: str = ""
+
+    # pyingress's own keys
+    mode: str = "standalone"  # standalone: pyingress owns the API and store; livekit: psrpc worker of livekit-server
+    bind_address: str = "0.0.0.0"
+    store_path: str = "pyingress.sqlite3"
+    rtmp_base_url: str = ""  # IngressInfo.url for RTMP; default rtmp://<host>:<rtmp_port>/live
+    whip_base_url: str = ""  # IngressInfo.url for WHIP; default http://<host>:<whip_port>/w
+    public_host: str = "127.0.0.1"  # host used to build the default base URLs
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    room_server: RoomServerConfig = field(default_factory=RoomServerConfig)
+
+    @property
+    def default_rtmp_base_url(self) -> str:
+        return self.rtmp_base_url or f"rtmp://{self.public_host}:{self.rtmp_port}/live"
+
+    @property
+    def default_whip_base_url(self) -> str:
+        return self.whip_base_url or f"http://{self.public_host}:{self.whip_port}/w"
+
+
+_PORT_KEYS = ("rtmp_port", "whip_port", "http_relay_port", "health_port", "prometheus_port", "debug_handler_port")
+_LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+_MODES = ("standalone", "livekit")
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "a boolean", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(path: str, tp: Any, value: Any) -> Any:
+    """Check ``value`` against the declared type; ints are accepted where floats are expected, nothing else."""
+    origin = get_origin(tp)
+    if origin is Union:
+        tp = next(arg for arg in get_args(tp) if arg is not type(None))
+        origin = get_origin(tp)
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+        return _build(tp, value, path + ".")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item_tp,) = get_args(tp)
+        return [_coerce(f"{path}[{i}]", item_tp, item) for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a boolean, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}: unknown key")
+    values = {key: _coerce(prefix + key, hints[key], value) for key, value in data.items() if value is not None}
+    return cls(**values)
+
+
+def _check(config: Config) -> None:
+    for key in _PORT_KEYS:
+        port = getattr(config, key)
+        # livekit/ingress: 0 means default/off, a negative value disables the listener.
+        if port > 65535:
+            raise ConfigError(f"{key}: {port} is not a valid port (use 1-65535, 0 for the default, -1 to disable)")
+    for key in ("port", "rtc_tcp_port", "rtc_udp_port"):
+        port = getattr(config.room_server, key)
+        if not 0 < port <= 65535:
+            raise ConfigError(f"room_server.{key}: {port} is not a valid port (use 1-65535)")
+    if config.rtmp_port == 0:
+        config.rtmp_port = 1935
+    if config.whip_port == 0:
+        config.whip_port = 8080
+    if config.api_key and not config.api_secret:
+        raise ConfigError("api_secret: required when api_key is set")
+    if config.api_secret and not config.api_key:
+        raise ConfigError("api_key: required when api_secret is set")
+    if config.logging.level.lower() not in _LOG_LEVELS:
+        raise ConfigError(f"logging.level: {config.logging.level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    if config.mode not in _MODES:
+        raise ConfigError(f"mode: {config.mode!r} is not one of {', '.join(_MODES)}")
+    if config.mode == "livekit" and not config.redis.address and not config.redis.sentinel_addresses:
+        raise ConfigError("redis: required in livekit mode (the same Redis as livekit-server)")
+    if config.webhook.urls and not (config.webhook.api_key or config.api_key):
+        raise ConfigError("webhook.api_key: required to sign webhooks when webhook.urls is set")
+    for key in ("min_idle_ratio",):
+        value = getattr(config.cpu_cost, key)
+        if not 0 <= value < 1:
+            raise ConfigError(f"cpu_cost.{key}: {value} must be in [0, 1)")
+
+
+def parse_config(text: str, env: dict[str, str] | None = None, development: bool = False) -> Config:
+    """Build a checked Config from YAML text and the environment; raises ConfigError naming the bad key."""
+    env = os.environ if env is None else env
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"could not parse config: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("could not parse config: the top level must be a mapping of keys")
+    merged: dict[str, Any] = {}
+    for key, var in (("api_key", "LIVEKIT_API_KEY"), ("api_secret", "LIVEKIT_API_SECRET"), ("ws_url", "LIVEKIT_WS_URL")):
+        if env.get(var):
+            merged[key] = env[var]
+    merged.update(data)
+    config = _build(Config, merged)
+    if development:
+        config.development = True
+    if config.development and not config.api_key and not config.api_secret:
+        # The same dev keys as `livekit-server --dev`, so a dev ingress and a dev room server trust each other.
+        config.api_key, config.api_secret = DEV_API_KEY, DEV_API_SECRET
+    _check(config)
+    return config
+
+
+def load_config(path: str | None = None, development: bool = False, env: dict[str, str] | None = None) -> Config:
+    """The service's configuration from a file, INGRESS_CONFIG_BODY, or only the environment and defaults."""
+    env = os.environ if env is None else env
+    body = env.get("INGRESS_CONFIG_BODY", "")
+    path = path or env.get("INGRESS_CONFIG_FILE") or None
+    if not body and path:
+        try:
+            body = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"could not read config file {path}: {exc.strerror}") from None
+    return parse_config(body, env=env, development=development)
