@@ -37,7 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
 def format_presets() -> str:
     rows = ["video presets (layers: quality width×height @ bps)"]
     for name, video in all_video_presets():
-        layers = ", ".join(f"{layer.quality_name} {layer.width}×{layer.height} @ {layer.bitrate:,}" for layer in video.layers)
+        layers = ", ".join(
+            f"{layer.quality_name} {layer.width}×{layer.height} @ {layer.bitrate:,}" for layer in video.layers
+        )
         rows.append(f"  {name:<40} {video.codec_name} {video.frame_rate:g} fps  {layers}")
     rows.append("audio presets")
     for name, audio in all_audio_presets():

@@ -7,6 +7,7 @@ wrong type or a bad port stops the service with a message naming the key, never 
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -146,7 +147,7 @@ def _coerce(path: str, tp: Any, value: Any) -> Any:
     if origin is Union:
         tp = next(arg for arg in get_args(tp) if arg is not type(None))
         origin = get_origin(tp)
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
         return _build(tp, value, path + ".")
@@ -220,9 +221,9 @@ def _check(config: Config) -> None:
             raise ConfigError(f"cpu_cost.{key}: {value} must be in [0, 1)")
 
 
-def parse_config(text: str, env: dict[str, str] | None = None, development: bool = False) -> Config:
+def parse_config(text: str, env: Mapping[str, str] | None = None, development: bool = False) -> Config:
     """Build a checked Config from YAML text and the environment; raises ConfigError naming the bad key."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -232,9 +233,13 @@ def parse_config(text: str, env: dict[str, str] | None = None, development: bool
     if not isinstance(data, dict):
         raise ConfigError("could not parse config: the top level must be a mapping of keys")
     merged: dict[str, Any] = {}
-    for key, var in (("api_key", "LIVEKIT_API_KEY"), ("api_secret", "LIVEKIT_API_SECRET"), ("ws_url", "LIVEKIT_WS_URL")):
-        if env.get(var):
-            merged[key] = env[var]
+    for key, var in (
+        ("api_key", "LIVEKIT_API_KEY"),
+        ("api_secret", "LIVEKIT_API_SECRET"),
+        ("ws_url", "LIVEKIT_WS_URL"),
+    ):
+        if environ.get(var):
+            merged[key] = environ[var]
     merged.update(data)
     config = _build(Config, merged)
     if development:
@@ -246,14 +251,14 @@ def parse_config(text: str, env: dict[str, str] | None = None, development: bool
     return config
 
 
-def load_config(path: str | None = None, development: bool = False, env: dict[str, str] | None = None) -> Config:
+def load_config(path: str | None = None, development: bool = False, env: Mapping[str, str] | None = None) -> Config:
     """The service's configuration from a file, INGRESS_CONFIG_BODY, or only the environment and defaults."""
-    env = os.environ if env is None else env
-    body = env.get("INGRESS_CONFIG_BODY", "")
-    path = path or env.get("INGRESS_CONFIG_FILE") or None
+    environ: Mapping[str, str] = os.environ if env is None else env
+    body = environ.get("INGRESS_CONFIG_BODY", "")
+    path = path or environ.get("INGRESS_CONFIG_FILE") or None
     if not body and path:
         try:
             body = Path(path).read_text()
         except OSError as exc:
             raise ConfigError(f"could not read config file {path}: {exc.strerror}") from None
-    return parse_config(body, env=env, development=development)
+    return parse_config(body, env=environ, development=development)

@@ -97,7 +97,9 @@ class IngressService:
     def banner(self) -> str:
         c = self.config
         lines = [f"pyingress {__version__} ({c.mode}) node {self.node_id}"]
-        lines.append(f"  rooms:        {self.ws_url}" + ("  (local livekit-server, dev mode)" if self.room_server else ""))
+        lines.append(
+            f"  rooms:        {self.ws_url}" + ("  (local livekit-server, dev mode)" if self.room_server else "")
+        )
         if c.whip_port > 0:
             lines.append(f"  HTTP:         http://{c.public_host}:{c.whip_port}  (Ingress API /twirp, WHIP, /health)")
         if c.rtmp_port > 0:
@@ -113,7 +115,9 @@ class IngressService:
             f"  pyingress ingress create --url http://{c.public_host}:{c.whip_port} "
             f"--api-key {c.api_key or 'KEY'} --api-secret {c.api_secret or 'SECRET'} examples/rtmp-ingress.json"
         )
-        lines.append("  ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -c:a aac \\")
+        lines.append(
+            "  ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -c:a aac \\"
+        )
         lines.append(f"         -f flv {c.default_rtmp_base_url}/<stream key>")
         return "\n".join(lines)
 

@@ -15,7 +15,7 @@ ID_LENGTH = 12
 INGRESS_PREFIX = "IN_"
 EVENT_PREFIX = "EV_"
 NODE_PREFIX = "NE_"
-RESOURCE_PREFIXES = {
+RESOURCE_PREFIXES: dict[int, str] = {
     IngressInput.RTMP_INPUT: "RT_",
     IngressInput.WHIP_INPUT: "WH_",
     IngressInput.URL_INPUT: "UR_",
@@ -36,7 +36,7 @@ def new_stream_key() -> str:
 
 def new_resource_id(input_type: int) -> str:
     """A session id whose prefix names the input kind, as livekit/ingress does (``RT_``, ``WH_``, ``UR_``)."""
-    return RESOURCE_PREFIXES[IngressInput.ValueType(input_type)] + random_base57()
+    return RESOURCE_PREFIXES[input_type] + random_base57()
 
 
 def new_event_id() -> str:

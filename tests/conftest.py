@@ -1,0 +1,60 @@
+"""Session-wide real peers: Redis, livekit-server (dev mode, with that Redis), and pyingress as a subprocess.
+
+Nothing here is mocked or skipped: a missing peer fails the test run with the command that installs it.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.livekit_peer import LivekitPeer
+from tests.harness.ports import free_port
+from tests.harness.pyingress_peer import PyingressPeer
+from tests.harness.redis_peer import RedisPeer
+
+# The base URLs livekit-server puts into IngressInfo.url; pyingress instances started by tests use their own.
+RTMP_BASE_PORT = free_port()
+WHIP_BASE_PORT = free_port()
+
+
+@pytest.fixture(scope="session")
+def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("peers")
+
+
+@pytest.fixture(scope="session")
+def redis_server(peers_dir: Path) -> Iterator[RedisPeer]:
+    peer = RedisPeer(peers_dir).start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
+def livekit_server(peers_dir: Path, redis_server: RedisPeer) -> Iterator[LivekitPeer]:
+    peer = LivekitPeer(
+        peers_dir,
+        redis_address=redis_server.address,
+        rtmp_base_url=f"rtmp://127.0.0.1:{RTMP_BASE_PORT}/live",
+        whip_base_url=f"http://127.0.0.1:{WHIP_BASE_PORT}/w",
+    ).start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
+def pyingress_factory(
+    tmp_path_factory: pytest.TempPathFactory, livekit_server: LivekitPeer
+) -> Iterator[Callable[..., PyingressPeer]]:
+    """Start a `pyingress serve` subprocess publishing into the livekit_server fixture; stopped at session end."""
+    started: list[PyingressPeer] = []
+
+    def start(config_yaml_extra: dict[str, Any] | None = None) -> PyingressPeer:
+        peer = PyingressPeer(tmp_path_factory.mktemp("pyingress"), livekit_server.ws_url, config_yaml_extra)
+        started.append(peer.start())
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()

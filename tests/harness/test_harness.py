@@ -1,0 +1,97 @@
+"""The harness tests itself: each peer starts for real and does what later tests rely on."""
+
+import asyncio
+import contextlib
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import redis.asyncio as aioredis
+from livekit import rtc
+
+from tests.harness.livekit_peer import LivekitPeer
+from tests.harness.publishers import TestPattern, make_clip
+from tests.harness.pyingress_peer import PyingressPeer
+from tests.harness.redis_peer import RedisPeer
+from tests.harness.subscriber import RoomSubscriber
+
+
+async def test_redis_answers(redis_server: RedisPeer) -> None:
+    client = aioredis.from_url(redis_server.url)
+    try:
+        assert await client.ping() is True
+        await client.set("harness", "ok")
+        assert await client.get("harness") == b"ok"
+    finally:
+        await client.aclose()
+
+
+async def _publish_from_sdk(livekit_server: LivekitPeer, room: str, stop: asyncio.Event) -> None:
+    """A participant published by the `livekit` SDK itself: raw frames in, libwebrtc encodes."""
+    publisher = rtc.Room()
+    await publisher.connect(livekit_server.ws_url, livekit_server.token("sdk-publisher", room))
+    try:
+        video = rtc.VideoSource(640, 360)
+        audio = rtc.AudioSource(48_000, 1)
+        await publisher.local_participant.publish_track(
+            rtc.LocalVideoTrack.create_video_track("pattern", video),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA),
+        )
+        await publisher.local_participant.publish_track(
+            rtc.LocalAudioTrack.create_audio_track("tone", audio),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+        )
+        n = 0
+        tone = (np.sin(np.arange(480) * 2 * np.pi * 440 / 48_000) * 8000).astype(np.int16).tobytes()
+        while not stop.is_set():
+            pixels = np.full((360, 640, 4), (n * 7) % 255, dtype=np.uint8)
+            video.capture_frame(rtc.VideoFrame(640, 360, rtc.VideoBufferType.RGBA, pixels.tobytes()))
+            for _ in range(3):  # 30 ms of audio per 33 ms video frame is close enough for a liveness check
+                await audio.capture_frame(rtc.AudioFrame(tone, 48_000, 1, 480))
+            n += 1
+            await asyncio.sleep(1 / 30)
+    finally:
+        await publisher.disconnect()
+
+
+async def test_subscriber_sees_an_sdk_published_participant(livekit_server: LivekitPeer) -> None:
+    stop = asyncio.Event()
+    publishing = asyncio.create_task(_publish_from_sdk(livekit_server, "harness-room", stop))
+    try:
+        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", "harness-room")) as viewer:
+            report = await viewer.wait_tracks("sdk-publisher")
+            assert report.kind == rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD
+            assert [t.name for t in report.tracks_of("video")] == ["pattern"]
+            assert [t.name for t in report.tracks_of("audio")] == ["tone"]
+            sizes = await viewer.video_sizes("sdk-publisher", frames=15)
+            assert sum(sizes.values()) == 15
+            width, height = max(sizes)
+            assert width <= 640 and height <= 360 and abs(width / height - 16 / 9) < 0.05
+            frames = await viewer.audio_frames("sdk-publisher", frames=10, channels=1)
+            assert len(frames) == 10 and all(f.sample_rate == 48_000 and f.num_channels == 1 for f in frames)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await publishing
+
+
+def test_ffmpeg_publisher_makes_the_pattern_it_is_asked_for(tmp_path: Path) -> None:
+    clip = make_clip(TestPattern(width=320, height=240, fps=25, duration=2, channels=1), tmp_path / "p.mp4")
+    with av.open(str(clip)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        assert (video.codec_context.width, video.codec_context.height) == (320, 240)
+        assert audio.codec_context.sample_rate == 48_000 and audio.codec_context.channels == 1
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == 50
+
+
+def test_pyingress_runs_as_a_subprocess_and_restarts(pyingress_factory: Callable[..., PyingressPeer]) -> None:
+    peer = pyingress_factory()
+    with urllib.request.urlopen(peer.http_url + "/health", timeout=5) as response:
+        assert response.read() == b"Healthy"
+    peer.restart()
+    with urllib.request.urlopen(peer.http_url + "/availability", timeout=5) as response:
+        assert response.status == 200
