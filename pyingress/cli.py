@@ -1,4 +1,5 @@
-"""The ``pyingress`` command: ``serve`` runs the service, ``presets`` prints LiveKit's encoding presets."""
+"""The ``pyingress`` command: ``serve`` runs the service, ``ingress`` manages ingresses through any LiveKit Ingress
+API, ``presets`` prints LiveKit's encoding presets."""
 
 import argparse
 import asyncio
@@ -9,6 +10,7 @@ from livekit.protocol.models import AudioCodec
 
 from pyingress import __version__
 from pyingress.config import ConfigError, load_config
+from pyingress.control.cli_ingress import add_ingress_commands
 from pyingress.media.presets import all_audio_presets, all_video_presets
 
 
@@ -20,12 +22,16 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     level = config.logging.level.upper().replace("WARN", "WARNING").replace("WARNINGING", "WARNING")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pyingress.control.store import StoreError
     from pyingress.room_server import RoomServerError
     from pyingress.service import run_service
 
     try:
         asyncio.run(run_service(config))
-    except RoomServerError as exc:
+    except ConfigError as exc:
+        print(f"pyingress: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    except (RoomServerError, StoreError) as exc:
         print(f"pyingress: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -60,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML config file (or INGRESS_CONFIG_FILE / INGRESS_CONFIG_BODY)")
     serve.add_argument("--dev", action="store_true", help="development mode: devkey/secret keys, local room server")
     serve.set_defaults(handler=_serve)
+    add_ingress_commands(commands)
     presets = commands.add_parser("presets", help="print LiveKit's video and audio encoding presets")
     presets.set_defaults(handler=_presets)
     return parser

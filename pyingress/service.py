@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,6 +18,10 @@ from pyingress import __version__
 from pyingress.config import Config
 from pyingress.control.ids import new_node_id
 from pyingress.room_server import LocalRoomServer, RoomServerOptions
+
+if TYPE_CHECKING:
+    from pyingress.control.api import IngressApi
+    from pyingress.control.state import IngressControl, SessionRegistry
 
 log = logging.getLogger("pyingress.service")
 
@@ -34,6 +39,10 @@ class IngressService:
         self.room_server: LocalRoomServer | None = None
         self.ws_url = config.ws_url
         self.shutting_down = False
+        # Set by the control-plane extension: what sessions use to admit, report state and be stopped.
+        self.control: IngressControl | None = None
+        self.sessions: SessionRegistry | None = None
+        self.ingress_api: IngressApi | None = None
         self._runners: list[web.AppRunner] = []
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._stopped = asyncio.Event()
@@ -141,8 +150,20 @@ class IngressService:
             self.room_server = None
 
 
+def default_extensions(config: Config) -> list[Extension]:
+    """The rooms ``serve`` plugs in for this config (standalone: the Ingress API, its store and webhooks)."""
+    extensions: list[Extension] = []
+    if config.mode == "standalone":
+        from pyingress.control.standalone import standalone_control_extension
+
+        extensions.append(standalone_control_extension)
+    return extensions
+
+
 async def run_service(config: Config, extensions: list[Extension] | None = None) -> None:
     """Start everything, print what a user needs next, and run until SIGINT/SIGTERM."""
+    if extensions is None:
+        extensions = default_extensions(config)
     service = IngressService(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
