@@ -1,0 +1,114 @@
+"""What the pipeline tells its session, besides frames: tracks to publish, input state, stats, failure, end.
+
+Events cross the worker-process boundary as JSON (never pickle: a compromised decoder must not be able to run
+code in the parent), so each event is a small frozen dataclass of plain values.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyingress.media.input_state import InputAudio, InputVideo
+from pyingress.media.layer_plan import PlannedLayer
+
+
+@dataclass(frozen=True)
+class VideoLayersReady:
+    """The first video frame was decoded: publish one video track with these simulcast layers (LOW→HIGH)."""
+
+    codec: str  # "h264" or "vp8"
+    frame_rate: float  # the cap; the output is at most this
+    source_width: int  # display size the layers were fitted to
+    source_height: int
+    layers: tuple[PlannedLayer, ...]
+
+
+@dataclass(frozen=True)
+class AudioTrackReady:
+    codec: str  # "opus"
+    channels: int
+    bitrate: int
+    disable_dtx: bool
+    sample_rate: int = 48_000
+
+
+@dataclass(frozen=True)
+class InputStateChanged:
+    video: InputVideo | None
+    audio: InputAudio | None
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """Counters since the start, named ``what`` or ``what.track`` (track: video, audio, LOW, MEDIUM, HIGH)."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def get(self, name: str) -> int:
+        return self.counters.get(name, 0)
+
+
+@dataclass(frozen=True)
+class StatsUpdated:
+    stats: PipelineStats
+    video: InputVideo | None = None  # with the running average bitrate
+    audio: InputAudio | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamKeyframeNeeded:
+    """Pass-through only: a subscriber lost the picture and only the publisher can send an IDR (forward a PLI)."""
+
+
+@dataclass(frozen=True)
+class PipelineFailed:
+    message: str
+
+
+@dataclass(frozen=True)
+class PipelineEnded:
+    """Everything pushed before ``end()`` has been delivered."""
+
+
+PipelineEvent = (
+    VideoLayersReady
+    | AudioTrackReady
+    | InputStateChanged
+    | StatsUpdated
+    | UpstreamKeyframeNeeded
+    | PipelineFailed
+    | PipelineEnded
+)
+
+
+def event_to_json(event: PipelineEvent) -> bytes:
+    return json.dumps({"type": type(event).__name__, **asdict(event)}).encode()
+
+
+def _video(raw: dict[str, Any] | None) -> InputVideo | None:
+    return InputVideo(**raw) if raw is not None else None
+
+
+def _audio(raw: dict[str, Any] | None) -> InputAudio | None:
+    return InputAudio(**raw) if raw is not None else None
+
+
+def event_from_json(data: bytes) -> PipelineEvent:
+    raw = json.loads(data)
+    kind = raw.pop("type")
+    if kind == "VideoLayersReady":
+        raw["layers"] = tuple(PlannedLayer(**layer) for layer in raw["layers"])
+        return VideoLayersReady(**raw)
+    if kind == "AudioTrackReady":
+        return AudioTrackReady(**raw)
+    if kind == "InputStateChanged":
+        return InputStateChanged(_video(raw["video"]), _audio(raw["audio"]))
+    if kind == "StatsUpdated":
+        return StatsUpdated(PipelineStats(raw["stats"]["counters"]), _video(raw["video"]), _audio(raw["audio"]))
+    if kind == "UpstreamKeyframeNeeded":
+        return UpstreamKeyframeNeeded()
+    if kind == "PipelineFailed":
+        return PipelineFailed(raw["message"])
+    if kind == "PipelineEnded":
+        return PipelineEnded()
+    raise ValueError(f"unknown pipeline event {kind!r}")

@@ -1,0 +1,384 @@
+"""The media pipeline as the session sees it: push packets in, get frames and events out, per session.
+
+    pipeline = open_pipeline(config, sink)          # a worker process per transcoded session (default)
+    pipeline.add_stream(desc); pipeline.push(packet) …; pipeline.end()
+    pipeline.request_keyframe(quality)              # PLI from a subscriber, per layer
+    pipeline.set_layer_active(quality, active)      # dynacast: pause a layer nobody watches, IDR on resume
+
+``push`` never blocks the caller (the front door's event loop): packets wait in a ``PacketQueue`` bounded in
+time, and a writer thread feeds the worker.  Frames and events reach ``sink`` from a reader thread, so the sink
+must be thread-safe (``sinks.AsyncQueueSink`` hands them to an asyncio loop).
+
+Isolation: ``ProcessPipeline`` (the default) survives anything the worker does — an exception, a decoder error
+storm, a segfault — by reporting ``PipelineFailed`` for this session only.  ``ThreadPipeline`` runs the same
+``Transcoder`` in-process: same CPU, no isolation from native crashes; kept for tools and the benchmark's
+comparison.  When transcoding is off, ``passthrough.PassthroughPipeline`` does the (cheap) work inline.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from pyingress.media.config import PipelineConfig, PipelineError
+from pyingress.media.events import (
+    PipelineEnded,
+    PipelineEvent,
+    PipelineFailed,
+    PipelineStats,
+    StatsUpdated,
+)
+from pyingress.media.flow import PacketQueue
+from pyingress.media.latency import LatencyRecorder
+from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
+from pyingress.media.transcoder import Transcoder
+from pyingress.media.wire import (
+    EventMessage,
+    FrameMessage,
+    MessageReader,
+    WireError,
+    encode_config,
+    encode_end,
+    encode_keyframe_request,
+    encode_layer_active,
+    encode_packet,
+    encode_stream,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+_END = "end"
+
+
+class PipelineSink(Protocol):
+    def on_frame(self, frame: OutputFrame) -> None: ...
+
+    def on_event(self, event: PipelineEvent) -> None: ...
+
+
+class MediaPipeline(Protocol):
+    latency: LatencyRecorder
+
+    def add_stream(self, desc: StreamDescription) -> None: ...
+
+    def push(self, packet: EncodedPacket) -> None: ...
+
+    def end(self) -> None: ...
+
+    def request_keyframe(self, quality: int) -> None: ...
+
+    def set_layer_active(self, quality: int, active: bool) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def stats(self) -> PipelineStats: ...
+
+
+def track_name(frame: OutputFrame) -> str:
+    if frame.quality is None:
+        return frame.kind
+    return ("LOW", "MEDIUM", "HIGH")[frame.quality] if frame.quality < 3 else str(frame.quality)
+
+
+class _QueuedPipeline:
+    """What the process and thread pipelines share: the time-bounded input queue, sink dispatch, stats."""
+
+    def __init__(self, config: PipelineConfig, sink: PipelineSink, clock: Clock) -> None:
+        self.config = config
+        self.sink = sink
+        self.clock = clock
+        self.latency = LatencyRecorder()
+        self._queue = PacketQueue(config.max_queue_delay)
+        self._cond = threading.Condition()
+        self._ended = False  # end() was called
+        self._finished = threading.Event()  # PipelineEnded or PipelineFailed delivered
+        self._closed = False
+        self._worker_stats = PipelineStats()
+        self.error: str | None = None
+
+    # -- session side --
+
+    def add_stream(self, desc: StreamDescription) -> None:
+        with self._cond:
+            self._queue.put_marker(desc, self.clock())
+            self._cond.notify()
+
+    def push(self, packet: EncodedPacket) -> None:
+        now = self.clock()
+        self.latency.packet_in(packet.kind, packet.keyframe, now)
+        with self._cond:
+            if self._ended or self._closed:
+                return
+            self._queue.put(packet, now)
+            self._cond.notify()
+
+    def end(self) -> None:
+        with self._cond:
+            if not self._ended:
+                self._ended = True
+                self._queue.put_marker(_END, self.clock())
+                self._cond.notify()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the pipeline ended (all frames delivered) or failed."""
+        return self._finished.wait(timeout)
+
+    @property
+    def stats(self) -> PipelineStats:
+        counters = dict(self._worker_stats.counters)
+        counters["packets_dropped_behind"] = self._queue.dropped_packets
+        counters["keyframe_skips"] = self._queue.keyframe_skips
+        return PipelineStats(counters)
+
+    # -- delivery (reader/decode threads) --
+
+    def _next_item(self) -> tuple[EncodedPacket | None, object, int] | None:
+        """Blocks for the next packet or marker; None once closed."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                item = self._queue.get(self.clock())
+                if item is not None:
+                    return item.packet, item.marker, item.arrival_ns
+                self._cond.wait()
+
+    def _deliver_frame(self, frame: OutputFrame, arrival_ns: int) -> None:
+        self.latency.frame_out(track_name(frame), arrival_ns, self.clock())
+        try:
+            self.sink.on_frame(frame)
+        except Exception:
+            log.exception("frame sink failed")
+
+    def _deliver_event(self, event: PipelineEvent) -> None:
+        if isinstance(event, StatsUpdated):
+            self._worker_stats = event.stats
+        if isinstance(event, PipelineFailed):
+            if self._finished.is_set():
+                return
+            self.error = event.message
+            log.warning("session %s media pipeline failed: %s", self.config.session_id, event.message)
+        try:
+            self.sink.on_event(event)
+        except Exception:
+            log.exception("event sink failed")
+        if isinstance(event, PipelineEnded | PipelineFailed):
+            self._finished.set()
+
+
+class ProcessPipeline(_QueuedPipeline):
+    """A worker process per session; see worker.py for why."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        sink: PipelineSink,
+        clock: Clock = time.monotonic_ns,
+        python: str = sys.executable,
+    ) -> None:
+        super().__init__(config, sink, clock)
+        self._control: deque[bytes] = deque()  # keyframe/layer requests overtake queued media
+        self._stderr_tail: deque[str] = deque(maxlen=5)
+        self.process = subprocess.Popen(
+            [python, "-m", "pyingress.media.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+        )
+        self._threads = [
+            threading.Thread(target=self._write_loop, name="media-writer", daemon=True),
+            threading.Thread(target=self._read_loop, name="media-reader", daemon=True),
+            threading.Thread(target=self._stderr_loop, name="media-stderr", daemon=True),
+        ]
+        self._first_message = encode_config(config)
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def request_keyframe(self, quality: int) -> None:
+        self._control_message(encode_keyframe_request(quality))
+
+    def set_layer_active(self, quality: int, active: bool) -> None:
+        self._control_message(encode_layer_active(quality, active))
+
+    def _control_message(self, data: bytes) -> None:
+        with self._cond:
+            self._control.append(data)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Stop now (no drain): the worker is told by EOF, and killed if it does not go within a second."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        with contextlib.suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+
+    def _write_loop(self) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(self._first_message)
+            while True:
+                with self._cond:
+                    while not self._control and not self._queue and not self._closed:
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    control = list(self._control)
+                    self._control.clear()
+                    item = self._queue.get(self.clock()) if not control else None
+                for data in control:
+                    stdin.write(data)
+                if item is None:
+                    stdin.flush()
+                    continue
+                if item.packet is not None:
+                    stdin.write(encode_packet(item.packet, item.arrival_ns))
+                elif isinstance(item.marker, StreamDescription):
+                    stdin.write(encode_stream(item.marker))
+                elif item.marker == _END:
+                    stdin.write(encode_end())
+                if not self._queue:
+                    stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            return  # the worker is gone; the reader reports why
+
+    def _read_loop(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        reader = MessageReader()
+        fd = stdout.fileno()
+        try:
+            while True:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    break
+                for message in reader.feed(data):
+                    if isinstance(message, FrameMessage):
+                        self._deliver_frame(message.frame, message.arrival_ns)
+                    elif isinstance(message, EventMessage):
+                        self._deliver_event(message.event)
+        except WireError as error:
+            self._deliver_event(PipelineFailed(f"media worker sent garbage: {error}"))
+            self.process.kill()
+        code = self.process.wait()
+        if not self._finished.is_set() and not self._closed:
+            self._deliver_event(PipelineFailed(f"media worker exited unexpectedly ({_describe_exit(code)})"))
+
+    def _stderr_loop(self) -> None:
+        stderr = self.process.stderr
+        assert stderr is not None
+        for raw in stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                self._stderr_tail.append(line)
+                log.info("media worker %s: %s", self.process.pid, line)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class ThreadPipeline(_QueuedPipeline):
+    """The same transcoder in this process, on a decode thread: no isolation from native faults."""
+
+    def __init__(self, config: PipelineConfig, sink: PipelineSink, clock: Clock = time.monotonic_ns) -> None:
+        super().__init__(config, sink, clock)
+        self._transcoder = Transcoder(config, self._deliver_frame, self._on_transcoder_event, clock)
+        self._thread = threading.Thread(target=self._decode_loop, name="media-decode", daemon=True)
+        self._thread.start()
+
+    def request_keyframe(self, quality: int) -> None:
+        self._transcoder.request_keyframe(quality)
+
+    def set_layer_active(self, quality: int, active: bool) -> None:
+        self._transcoder.set_layer_active(quality, active)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5.0)
+        self._transcoder.abort()
+
+    def _on_transcoder_event(self, event: PipelineEvent) -> None:
+        self._deliver_event(event)
+
+    def _decode_loop(self) -> None:
+        transcoder = self._transcoder
+        next_stats = time.monotonic() + 1.0
+        try:
+            while True:
+                item = self._next_item()
+                if item is None:
+                    transcoder.abort()
+                    return
+                packet, marker, arrival = item
+                if packet is not None:
+                    transcoder.push(packet, arrival)
+                elif isinstance(marker, StreamDescription):
+                    transcoder.add_stream(marker)
+                elif marker == _END:
+                    transcoder.end()
+                    if transcoder.failed is None:
+                        self._deliver_event(transcoder.stats())
+                        self._deliver_event(PipelineEnded())
+                    return
+                if transcoder.failed is not None:
+                    transcoder.abort()
+                    return
+                if time.monotonic() >= next_stats:
+                    self._deliver_event(transcoder.stats())
+                    next_stats = time.monotonic() + 1.0
+        except PipelineError as error:
+            transcoder.fail(str(error))
+        except Exception as error:
+            log.exception("media pipeline failed")
+            transcoder.fail(f"media pipeline error: {type(error).__name__}: {error}")
+        transcoder.abort()
+
+
+def open_pipeline(
+    config: PipelineConfig,
+    sink: PipelineSink,
+    isolation: Literal["process", "thread"] = "process",
+    clock: Clock = time.monotonic_ns,
+) -> MediaPipeline:
+    """The pipeline for one session: pass-through when transcoding is off, else a worker process (or thread)."""
+    if not config.transcode:
+        from pyingress.media.passthrough import PassthroughPipeline
+
+        return PassthroughPipeline(config, sink, clock)
+    if isolation == "thread":
+        return ThreadPipeline(config, sink, clock)
+    return ProcessPipeline(config, sink, clock)

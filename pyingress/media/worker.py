@@ -1,0 +1,156 @@
+"""The media worker process: one per transcoded session, speaking wire.py on stdin/stdout.
+
+Why a process: a decoder fed a hostile or broken bitstream can do worse than raise — FFmpeg bugs crash or hang
+native code, and that must end one session, not the service (ingress.md §1.1: LiveKit runs a handler process per
+session for the same reason).  The process costs ~0.2 s to start (overlapping the RTMP handshake), a pipe copy of
+the compressed data each way, and ~40 MB of RSS; docs/performance.md has the measured comparison with threads.
+
+Exit codes: 0 after a clean end of stream (or when the session went away), 1 after a failure already reported as
+a ``PipelineFailed`` event.  Anything else (a signal) the session reports itself.
+
+    python -m pyingress.media.worker
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import select
+import signal
+import sys
+import threading
+import time
+
+import av.logging
+
+from pyingress.media.config import PipelineError
+from pyingress.media.events import PipelineEnded, PipelineEvent, PipelineFailed
+from pyingress.media.packets import OutputFrame
+from pyingress.media.transcoder import Transcoder
+from pyingress.media.wire import (
+    ConfigMessage,
+    EndOfStream,
+    KeyframeRequest,
+    LayerActive,
+    Message,
+    MessageReader,
+    PacketMessage,
+    StreamMessage,
+    encode_event,
+    encode_output,
+)
+
+log = logging.getLogger("pyingress.media.worker")
+
+STATS_INTERVAL = 1.0
+_PR_SET_PDEATHSIG = 1
+
+
+class _Output:
+    """Writes whole messages to the session; layer threads and the main thread share it."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def frame(self, frame: OutputFrame, arrival_ns: int) -> None:
+        self.write(encode_output(frame, arrival_ns))
+
+    def event(self, event: PipelineEvent) -> None:
+        self.write(encode_event(event))
+
+
+def _die_with_parent() -> None:
+    """A session process that dies without closing our stdin must not leave an orphan encoding for nobody."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Worker:
+    def __init__(self, in_fd: int, output: _Output) -> None:
+        self.in_fd = in_fd
+        self.output = output
+        self.reader = MessageReader()
+        self.transcoder: Transcoder | None = None
+        self.ended = False
+
+    def run(self) -> int:
+        next_stats = time.monotonic() + STATS_INTERVAL
+        while True:
+            ready, _, _ = select.select([self.in_fd], [], [], STATS_INTERVAL)
+            if ready:
+                data = os.read(self.in_fd, 1 << 16)
+                if not data:
+                    return self._session_gone()
+                for message in self.reader.feed(data):
+                    self._handle(message)
+                    if self.ended:
+                        return 0
+            transcoder = self.transcoder
+            if transcoder is not None and transcoder.failed is not None:
+                return 1  # a layer thread failed and has reported it
+            if time.monotonic() >= next_stats and transcoder is not None:
+                self.output.event(transcoder.stats())
+                next_stats = time.monotonic() + STATS_INTERVAL
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, ConfigMessage):
+            self.transcoder = Transcoder(message.config, self.output.frame, self.output.event)
+            return
+        transcoder = self.transcoder
+        if transcoder is None:
+            raise PipelineError("media worker: no configuration before media")
+        if isinstance(message, PacketMessage):
+            transcoder.push(message.packet, message.arrival_ns)
+        elif isinstance(message, StreamMessage):
+            transcoder.add_stream(message.desc)
+        elif isinstance(message, KeyframeRequest):
+            transcoder.request_keyframe(message.quality)
+        elif isinstance(message, LayerActive):
+            transcoder.set_layer_active(message.quality, message.active)
+        elif isinstance(message, EndOfStream):
+            transcoder.end()
+            if transcoder.failed is None:
+                self.output.event(transcoder.stats())
+                self.output.event(PipelineEnded())
+            self.ended = True
+
+    def _session_gone(self) -> int:
+        if self.transcoder is not None:
+            self.transcoder.abort()
+        return 0
+
+
+def main() -> int:
+    # The protocol owns private copies of stdin/stdout; fd 1 then points at stderr so that a stray print or a
+    # library writing to stdout cannot corrupt the frame stream.
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    av.logging.set_level(av.logging.ERROR)
+    _die_with_parent()
+    output = _Output(out_fd)
+    worker = Worker(in_fd, output)
+    try:
+        code = worker.run()
+    except PipelineError as error:
+        output.event(PipelineFailed(str(error)))
+        code = 1
+    except Exception as error:  # any other fault is this session's too: report it, never hang
+        log.exception("media worker failed")
+        output.event(PipelineFailed(f"media worker error: {type(error).__name__}: {error}"))
+        code = 1
+    sys.stderr.flush()
+    os._exit(code)  # layer threads may sit in native code; nothing left to clean up in-process
+
+
+if __name__ == "__main__":
+    main()
