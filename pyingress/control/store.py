@@ -14,14 +14,13 @@ Calls are synchronous and short; the async control plane runs them in a worker t
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState
 
-from pyingress.control.errors import INGRESS_NOT_FOUND, INGRESS_OUT_OF_DATE, IngressError
+from pyingress.control.errors import INGRESS_NOT_FOUND, INGRESS_OUT_OF_DATE
 
 SCHEMA_VERSION = 1
 
@@ -68,6 +67,35 @@ def _joined(info_blob: bytes, state_blob: bytes) -> IngressInfo:
     return info
 
 
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``/``ROLLBACK`` under the store's lock.
+
+    A class rather than ``@contextmanager``: the generator form assigns ``__traceback__`` to the exception passing
+    through, which a frozen-dataclass IngressError refuses.
+    """
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._db
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        finally:
+            self._lock.release()
+
+
 class IngressStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -92,16 +120,8 @@ class IngressStore:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self._db, self._lock)
 
     def create(self, info: IngressInfo) -> None:
         """Store a new ingress with its state (empty state → INACTIVE)."""
@@ -187,6 +207,3 @@ class IngressStore:
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM ingress").fetchone()[0])
-
-
-__all__ = ["IngressError", "IngressStore", "StateChange", "StoreError"]
