@@ -50,6 +50,7 @@ class RtmpClientConnection:
         digest: bool = True,
         enhanced: bool = True,
         chunk_size: int = OUTGOING_CHUNK_SIZE,
+        auto_connect: bool = True,
     ) -> None:
         self.app = app
         self.tc_url = tc_url
@@ -57,6 +58,7 @@ class RtmpClientConnection:
         self.chunks = ChunkStream()
         self._enhanced = enhanced
         self._chunk_size = chunk_size
+        self._auto_connect = auto_connect
         self._events: deque[ClientEvent] = deque()
         self._txn = 1.0
         self._pending: dict[float, str] = {}
@@ -77,13 +79,15 @@ class RtmpClientConnection:
             self.handshake.receive_data(data)
             if not self.handshake.complete:
                 return
-            self._send_connect()
+            if self._auto_connect:
+                self.connect()
             data = self.handshake.leftover
         for message in self.chunks.receive_data(data):
             if message.type_id == MessageType.COMMAND_AMF0:
                 self._command(amf0.decode_values(message.payload))
 
-    def _send_connect(self) -> None:
+    def connect(self) -> None:
+        """Send ``connect`` (done right after the handshake unless ``auto_connect=False``)."""
         if self._chunk_size != self.chunks.out_chunk_size:
             self.chunks.set_chunk_size(self._chunk_size)
         command: dict[str, Any] = {
