@@ -1,0 +1,1 @@
+"""LiveKit's side of publishing: the join token and the signal protocol (framing, events, websocket client)."""

@@ -1,0 +1,117 @@
+"""Real-time pacing of encoded frames against one session clock, without IO (time is passed in).
+
+Frames reach the publisher as the pipeline produces them, which is bursty (encoder threads, a GOP delivered at
+once by an RTMP server).  Each frame is sent when its media time comes due on a clock shared by all tracks, so
+audio and video keep their relation and the SFU sees a steady stream.  A frame more than ``max_late`` behind the
+clock (100 ms, issue 6) is dropped and counted; a video stream that dropped a frame waits for its next keyframe
+(a delta frame after a gap would decode as garbage) and asks for one.  If a stream keeps being late for
+``resync_after`` seconds, the source is behind as a whole (a stall, not jitter) and the clock is re-anchored on
+the next frame that can be sent, adding that latency once instead of dropping forever.  A frame due more than
+``max_lead`` ahead means the timestamps jumped: the clock is re-anchored too.
+"""
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Action(Enum):
+    SEND = "send"  # send now or after ``delay``
+    DROP = "drop"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    delay: float = 0.0  # seconds to wait before sending (SEND only)
+    late: bool = False  # dropped for lateness (vs. waiting for a keyframe)
+    request_keyframe: bool = False  # this stream just started waiting for a keyframe: ask the encoder for one
+    resynced: bool = False  # the clock was re-anchored on this frame
+
+
+@dataclass
+class StreamState:
+    waiting_for_keyframe: bool = False
+    late_since: float | None = None
+
+
+@dataclass
+class PacerStats:
+    sent: int = 0
+    dropped_late: int = 0
+    dropped_waiting_keyframe: int = 0
+    resyncs: int = 0
+
+
+@dataclass
+class SessionClock:
+    """Media time (seconds) → wall time (seconds, monotonic), anchored on the first frame of the session."""
+
+    origin_media: float | None = None
+    origin_wall: float = 0.0
+
+    @property
+    def anchored(self) -> bool:
+        return self.origin_media is not None
+
+    def anchor(self, media_time: float, now: float) -> None:
+        self.origin_media = media_time
+        self.origin_wall = now
+
+    def due(self, media_time: float) -> float:
+        assert self.origin_media is not None
+        return self.origin_wall + (media_time - self.origin_media)
+
+
+@dataclass
+class FramePacer:
+    """Decides, per frame, whether to send it (and after how long) or drop it.  One instance per session."""
+
+    max_late: float = 0.1
+    resync_after: float = 0.5
+    max_lead: float = 5.0
+    clock: SessionClock = field(default_factory=SessionClock)
+    stats: PacerStats = field(default_factory=PacerStats)
+    _streams: dict[Hashable, StreamState] = field(default_factory=dict)
+
+    def stream(self, key: Hashable) -> StreamState:
+        state = self._streams.get(key)
+        if state is None:
+            state = self._streams[key] = StreamState()
+        return state
+
+    def wait_for_keyframe(self, key: Hashable) -> None:
+        """Hold ``key`` back until its next keyframe (a resumed layer, a new peer connection)."""
+        self.stream(key).waiting_for_keyframe = True
+
+    def decide(self, key: Hashable, media_time: float, keyframe: bool, now: float) -> Decision:
+        """What to do with a frame of stream ``key`` (audio frames pass ``keyframe=True``)."""
+        state = self.stream(key)
+        resynced = False
+        if not self.clock.anchored:
+            self.clock.anchor(media_time, now)
+        lateness = now - self.clock.due(media_time)
+        if lateness < -self.max_lead:
+            self.clock.anchor(media_time, now)
+            self.stats.resyncs += 1
+            lateness, resynced = 0.0, True
+        sendable = keyframe or not state.waiting_for_keyframe
+        if lateness > self.max_late:
+            if sendable and state.late_since is not None and now - state.late_since >= self.resync_after:
+                self.clock.anchor(media_time, now)
+                self.stats.resyncs += 1
+                lateness, resynced = 0.0, True
+            else:
+                if state.late_since is None:
+                    state.late_since = now
+                request = not state.waiting_for_keyframe or keyframe
+                state.waiting_for_keyframe = True
+                self.stats.dropped_late += 1
+                return Decision(Action.DROP, late=True, request_keyframe=request)
+        if not sendable:
+            self.stats.dropped_waiting_keyframe += 1
+            return Decision(Action.DROP)
+        state.late_since = None
+        state.waiting_for_keyframe = False
+        self.stats.sent += 1
+        return Decision(Action.SEND, delay=max(0.0, -lateness), resynced=resynced)

@@ -1,0 +1,693 @@
+"""Publishing a session's output into a LiveKit room: join as the ingress, one Opus track, one simulcast video track.
+
+What livekit/ingress does with the Go SDK (ingress.md §1.8), on our own signal client (``livekit/signal.py``) and
+aiortc extended with rid simulcast (``webrtc/``):
+
+* join ``/rtc`` with the ingress's token; AddTrackRequest per track (video: top-layer size, ``layers`` and
+  ``simulcast_codecs`` with exactly the planned layers); offer/answer; trickle; ``ingress.resourceID`` set as an
+  attribute once published; ``leave`` on close (protocol.md §5.3);
+* frames (``OutputFrame``) paced on one session clock, late ones dropped and counted (``pacing.py``);
+* dynacast: ``subscribed_quality_update`` pauses the layers nobody watches and resumes them on a keyframe, and
+  tells the pipeline through ``on_layers_changed`` so it can stop encoding them;
+* failures: a lost websocket with a healthy peer connection resumes (``reconnect=1``); anything else — ICE or
+  DTLS failure (aiortc cannot restart ICE), a refused resume, a leave asking to reconnect — rejoins from scratch,
+  up to ``max_rejoins`` times, then ends with "room disconnected unexpectedly" (retryable); the server removing
+  us for good (duplicate identity, room deleted, participant removed) ends with "room disconnected";
+* watchdogs (ingress.md §1.8): tracks not published within ``publish_timeout`` → "room disconnected
+  unexpectedly"; nothing written for ``media_timeout`` → "source encoder not ready".
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import cast
+
+from aiortc import RTCIceServer
+from livekit.protocol import models, rtc
+
+from pyingress.control.errors import (
+    ROOM_DISCONNECTED,
+    ROOM_DISCONNECTED_UNEXPECTEDLY,
+    SOURCE_NOT_READY,
+    IngressError,
+)
+from pyingress.media.packets import OutputFrame
+from pyingress.media.presets import AudioEncoding, LayerSpec, VideoEncoding
+from pyingress.publish.livekit import signal as sig
+from pyingress.publish.livekit.token import RESOURCE_ID_ATTRIBUTE
+from pyingress.publish.pacing import Action, FramePacer
+from pyingress.publish.webrtc.ice import LOOPBACK_ADDRESSES, is_loopback_url
+from pyingress.publish.webrtc.peer import PublisherPeer
+from pyingress.publish.webrtc.simulcast import assign_rids
+
+logger = logging.getLogger(__name__)
+
+VIDEO_CLOCK = 90_000
+# Leave reasons after which coming back would fight the server's decision (ingress.md §1.8: "room disconnected").
+FINAL_LEAVE_REASONS = frozenset(
+    {
+        models.DisconnectReason.DUPLICATE_IDENTITY,
+        models.DisconnectReason.PARTICIPANT_REMOVED,
+        models.DisconnectReason.ROOM_DELETED,
+        models.DisconnectReason.ROOM_CLOSED,
+    }
+)
+# Queued frames beyond these counts mean the sender is stuck; further frames are dropped (queues bounded in time
+# by the pacer, in items by these).
+MAX_QUEUED_VIDEO = 600
+MAX_QUEUED_AUDIO = 500
+
+
+@dataclass(frozen=True)
+class VideoTrackPlan:
+    """The one video track: its codec and exactly the layers the pipeline encodes."""
+
+    codec: str  # "h264" (constrained baseline, Annex-B) | "vp8"
+    layers: tuple[LayerSpec, ...]
+    name: str = ""
+    source: int = models.TrackSource.CAMERA
+
+    @classmethod
+    def from_encoding(
+        cls,
+        encoding: VideoEncoding,
+        layers: Sequence[LayerSpec] | None = None,
+        name: str = "",
+        source: int = models.TrackSource.CAMERA,
+    ) -> "VideoTrackPlan":
+        """From the resolved encoding; ``layers`` are the ones fitted to the source when they differ."""
+        codec = "vp8" if encoding.codec == models.VideoCodec.VP8 else "h264"
+        return cls(codec, tuple(layers if layers is not None else encoding.layers), name, source or cls.source)
+
+    @property
+    def top(self) -> LayerSpec:
+        return max(self.layers, key=lambda layer: layer.quality)
+
+
+@dataclass(frozen=True)
+class AudioTrackPlan:
+    channels: int = 2
+    bitrate: int = 96_000
+    disable_dtx: bool = False
+    name: str = ""
+    source: int = models.TrackSource.MICROPHONE
+
+    @classmethod
+    def from_encoding(
+        cls, encoding: AudioEncoding, name: str = "", source: int = models.TrackSource.MICROPHONE
+    ) -> "AudioTrackPlan":
+        return cls(encoding.channels, encoding.bitrate, encoding.disable_dtx, name, source or cls.source)
+
+
+@dataclass(frozen=True)
+class PublisherOptions:
+    max_late: float = 0.1  # frames later than this on the session clock are dropped (issue 6)
+    resync_after: float = 0.5  # a track late this long re-anchors the clock (see pacing.py)
+    max_lead: float = 5.0  # a frame due further ahead means a timestamp jump: re-anchor
+    join_timeout: float = 15.0  # one join attempt: websocket, tracks published, offer/answer, connected
+    publish_timeout: float = 60.0  # track watchdog: published within this, else retryable failure
+    media_timeout: float = 60.0  # media watchdog: nothing written for this long → "source encoder not ready"
+    max_rejoins: int = 3
+    rejoin_backoff: float = 0.5  # seconds × attempt number
+    dynacast: bool = True
+    # ICE: None = automatic.  A loopback ws_url gets host candidate 127.0.0.1 only and no STUN/TURN (they cannot
+    # help there and would delay gathering); otherwise aioice's interfaces and the servers from the join.
+    host_addresses: tuple[str, ...] | None = None
+    use_server_ice_servers: bool | None = None
+
+
+# Events reported through ``on_event``.
+
+
+@dataclass(frozen=True)
+class Published:
+    """Tracks published and media flowing (the session is PUBLISHING); again after every rejoin."""
+
+    room_sid: str
+    room_name: str
+    participant_sid: str
+    audio_track_sid: str
+    video_track_sid: str
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    reason: str
+    how: str  # "resume" | "rejoin"
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The publisher ended: ``error`` None after ``close()``, else why (an IngressError to report)."""
+
+    error: IngressError | None
+    reason: str
+
+
+PublisherEvent = Published | Reconnecting | Disconnected
+
+
+@dataclass
+class PublisherStats:
+    frames_written: int = 0
+    bytes_written: int = 0
+    frames_sent: int = 0
+    dropped_late: int = 0
+    dropped_waiting_keyframe: int = 0
+    dropped_paused: int = 0  # layers nobody subscribes to (dynacast)
+    dropped_disconnected: int = 0  # no connected peer (joining, reconnecting)
+    dropped_overflow: int = 0
+    resyncs: int = 0
+    resumes: int = 0
+    rejoins: int = 0
+    keyframe_requests: int = 0
+
+
+@dataclass
+class _Join:
+    """One join: its signal connection, peer connection and the futures of its handshake."""
+
+    generation: int
+    signal: sig.SignalClient
+    peer: PublisherPeer
+    joined: sig.Joined
+    published: dict[str, "asyncio.Future[sig.TrackPublished]"] = field(default_factory=dict)
+    answer: "asyncio.Future[sig.SdpAnswer] | None" = None
+    dispatcher: "asyncio.Task[None] | None" = None
+    ready: bool = False
+    audio_sid: str = ""
+    video_sid: str = ""
+
+    async def close(self, leave: bool) -> None:
+        self.ready = False
+        if self.dispatcher is not None and self.dispatcher is not asyncio.current_task():
+            self.dispatcher.cancel()
+            await asyncio.gather(self.dispatcher, return_exceptions=True)
+        await self.signal.close(leave=leave)
+        await self.peer.close()
+
+
+class _JoinRefused(Exception):
+    """The server refused the join in a way retrying cannot fix (bad token, no permission)."""
+
+
+class RoomPublisher:
+    """Publishes one ingress session into its room.  Create, ``await start()``, ``write()`` frames, ``close()``.
+
+    Callbacks run on the event loop: ``on_keyframe_request(quality)`` when a layer needs an IDR (a receiver's
+    PLI/FIR, a resumed layer, frames dropped), ``on_layers_changed(active_qualities)`` when dynacast changes the
+    set of layers worth encoding, ``on_event(event)`` for Published / Reconnecting / Disconnected.
+    """
+
+    def __init__(
+        self,
+        ws_url: str,
+        token: str,
+        *,
+        video: VideoTrackPlan | None = None,
+        audio: AudioTrackPlan | None = None,
+        resource_id: str = "",
+        options: PublisherOptions | None = None,
+        on_keyframe_request: Callable[[int], None] | None = None,
+        on_layers_changed: Callable[[frozenset[int]], None] | None = None,
+        on_event: Callable[[PublisherEvent], None] | None = None,
+    ) -> None:
+        if video is None and audio is None:
+            raise ValueError("nothing to publish: no video and no audio track")
+        self.ws_url = ws_url
+        self.token = token
+        self.video = video
+        self.audio = audio
+        self.resource_id = resource_id
+        self.options = options or PublisherOptions()
+        self._on_keyframe_request = on_keyframe_request
+        self._on_layers_changed = on_layers_changed
+        self._on_event = on_event
+        self.stats = PublisherStats()
+        self._pacer = FramePacer(self.options.max_late, self.options.resync_after, self.options.max_lead)
+        self._qualities = frozenset(layer.quality for layer in video.layers) if video else frozenset()
+        self._encodings = assign_rids(self._qualities) if video else ()
+        self.active_qualities = self._qualities
+        self._video_queue: asyncio.Queue[OutputFrame] = asyncio.Queue()
+        self._audio_queue: asyncio.Queue[OutputFrame] = asyncio.Queue()
+        self._join: _Join | None = None
+        self._generation = 0
+        self._refreshed_token = ""
+        self._incidents: asyncio.Queue[tuple[int, sig.SignalClient | None, str, sig.Left | None]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed: asyncio.Future[IngressError | None] | None = None
+        self._closing = False
+        self._last_bytes_checked = -1
+        self._watchdog_finish: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------------------------------ public
+
+    @property
+    def room_sid(self) -> str:
+        return self._join.joined.room_sid if self._join else ""
+
+    @property
+    def participant_sid(self) -> str:
+        return self._join.joined.participant_sid if self._join else ""
+
+    @property
+    def published(self) -> bool:
+        return self._join is not None and self._join.ready
+
+    @property
+    def track_sids(self) -> tuple[str, str]:
+        """(audio, video) track sids of the current join ("" for a track not published)."""
+        return (self._join.audio_sid, self._join.video_sid) if self._join else ("", "")
+
+    async def start(self) -> Published:
+        """Join and publish; returns once media can flow.  Raises ``IngressError`` when that cannot happen."""
+        loop = asyncio.get_running_loop()
+        self._closed = loop.create_future()
+        try:
+            async with asyncio.timeout(self.options.publish_timeout):
+                join = await self._join_with_retries("initial join")
+        except TimeoutError:
+            join = None
+        except _JoinRefused as exc:
+            await self._finish(ROOM_DISCONNECTED, str(exc))
+            raise ROOM_DISCONNECTED from exc
+        if join is None:
+            await self._finish(ROOM_DISCONNECTED_UNEXPECTEDLY, "tracks not published in time")
+            raise ROOM_DISCONNECTED_UNEXPECTEDLY
+        self._tasks += [
+            asyncio.create_task(self._supervise(), name="room-publisher-supervisor"),
+            asyncio.create_task(self._media_watchdog(), name="room-publisher-media-watchdog"),
+        ]
+        if self.video is not None:
+            self._tasks.append(asyncio.create_task(self._send_loop(self._video_queue), name="room-publisher-video"))
+        if self.audio is not None:
+            self._tasks.append(asyncio.create_task(self._send_loop(self._audio_queue), name="room-publisher-audio"))
+        return self._published_event(join)
+
+    def write(self, frame: OutputFrame) -> None:
+        """Queue one encoded frame (call on the loop; from another thread use ``loop.call_soon_threadsafe``)."""
+        if self._closing:
+            return
+        self.stats.frames_written += 1
+        self.stats.bytes_written += len(frame.data)
+        if frame.kind == "video":
+            if self.video is None or frame.quality not in self._qualities:
+                return
+            if frame.quality not in self.active_qualities:
+                self.stats.dropped_paused += 1
+                return
+            if self._video_queue.qsize() >= MAX_QUEUED_VIDEO:
+                self.stats.dropped_overflow += 1
+                self._pacer.wait_for_keyframe(("video", frame.quality))
+                return
+            self._video_queue.put_nowait(frame)
+        elif self.audio is not None:
+            if self._audio_queue.qsize() >= MAX_QUEUED_AUDIO:
+                self.stats.dropped_overflow += 1
+                return
+            self._audio_queue.put_nowait(frame)
+
+    async def close(self) -> None:
+        """Leave the room and stop (idempotent)."""
+        await self._finish(None, "closed")
+
+    async def wait_closed(self) -> IngressError | None:
+        """Wait until the publisher ends; the error it ended with (None after ``close()``)."""
+        assert self._closed is not None, "start() first"
+        return await asyncio.shield(self._closed)
+
+    # ------------------------------------------------------------------------------------------------ joining
+
+    def _ice(self, joined: sig.Joined) -> tuple[list[RTCIceServer], tuple[str, ...] | None]:
+        loopback = is_loopback_url(self.ws_url)
+        hosts = self.options.host_addresses
+        if hosts is None and loopback:
+            hosts = LOOPBACK_ADDRESSES
+        use_servers = self.options.use_server_ice_servers
+        if use_servers is None:
+            use_servers = not loopback
+        servers = (
+            [RTCIceServer(list(s.urls), s.username or None, s.credential or None) for s in joined.ice_servers]
+            if use_servers
+            else []
+        )
+        return servers, hosts
+
+    def _add_track_requests(self, peer: PublisherPeer) -> list[rtc.AddTrackRequest]:
+        requests = []
+        if self.audio is not None and peer.audio_cid is not None:
+            features = []
+            if self.audio.channels > 1:
+                features.append(models.AudioTrackFeature.TF_STEREO)
+            if self.audio.disable_dtx:
+                features.append(models.AudioTrackFeature.TF_NO_DTX)
+            requests.append(
+                rtc.AddTrackRequest(
+                    cid=peer.audio_cid,
+                    name=self.audio.name,
+                    type=models.TrackType.AUDIO,
+                    source=cast(models.TrackSource, self.audio.source),
+                    disable_dtx=self.audio.disable_dtx,
+                    stereo=self.audio.channels > 1,
+                    audio_features=features,
+                )
+            )
+        if self.video is not None and peer.video_cid is not None:
+            layers = [
+                models.VideoLayer(
+                    quality=cast(models.VideoQuality, layer.quality),
+                    width=layer.width,
+                    height=layer.height,
+                    bitrate=layer.bitrate,
+                )
+                for layer in sorted(self.video.layers, key=lambda layer: layer.quality)
+            ]
+            top = self.video.top
+            requests.append(
+                rtc.AddTrackRequest(
+                    cid=peer.video_cid,
+                    name=self.video.name,
+                    type=models.TrackType.VIDEO,
+                    source=cast(models.TrackSource, self.video.source),
+                    width=top.width,
+                    height=top.height,
+                    layers=layers,
+                    simulcast_codecs=[
+                        rtc.SimulcastCodec(
+                            codec=self.video.codec,
+                            cid=peer.video_cid,
+                            layers=layers,
+                            video_layer_mode=models.VideoLayer.Mode.ONE_SPATIAL_LAYER_PER_STREAM,
+                        )
+                    ],
+                )
+            )
+        return requests
+
+    async def _join_once(self) -> _Join:
+        try:
+            signal = await sig.SignalClient.connect(self.ws_url, self.token, timeout=self.options.join_timeout)
+        except sig.SignalClosed as exc:
+            if exc.status in (401, 403):
+                raise _JoinRefused(exc.reason) from None
+            raise
+        joined = signal.joined
+        assert joined is not None
+        servers, hosts = self._ice(joined)
+        self._generation += 1
+        generation = self._generation
+        peer = PublisherPeer(
+            ice_servers=servers,
+            host_addresses=hosts,
+            audio=(self.audio.channels, not self.audio.disable_dtx) if self.audio else None,
+            video_codec=self.video.codec if self.video else None,
+            video_encodings=self._encodings,
+            on_keyframe_request=self._receiver_wants_keyframe,
+            on_failed=lambda: self._incident(generation, None, "peer connection failed"),
+        )
+        join = _Join(generation, signal, peer, joined)
+        loop = asyncio.get_running_loop()
+        join.dispatcher = asyncio.create_task(self._dispatch(join), name="room-publisher-signal")
+        try:
+            async with asyncio.timeout(self.options.join_timeout):
+                for request in self._add_track_requests(peer):
+                    join.published[request.cid] = loop.create_future()
+                    await signal.send(sig.encode_add_track(request))
+                published = await asyncio.gather(*join.published.values())
+                for event in published:
+                    if event.cid == peer.audio_cid:
+                        join.audio_sid = event.track_sid
+                    elif event.cid == peer.video_cid:
+                        join.video_sid = event.track_sid
+                join.answer = loop.create_future()
+                await signal.send(sig.encode_offer(await peer.create_offer(), 1))
+                answer = await join.answer
+                await peer.set_answer(answer.sdp)
+                connected = asyncio.ensure_future(peer.connected.wait())
+                failed = asyncio.ensure_future(peer.failed.wait())
+                await asyncio.wait((connected, failed), return_when=asyncio.FIRST_COMPLETED)
+                for waiter in (connected, failed):
+                    waiter.cancel()
+                if not peer.connected.is_set():
+                    raise ConnectionError("publisher peer connection failed")
+            if self.resource_id:
+                await signal.send(sig.encode_update_attributes({RESOURCE_ID_ATTRIBUTE: self.resource_id}))
+        except BaseException:
+            await join.close(leave=True)
+            raise
+        join.ready = True
+        return join
+
+    async def _join_with_retries(self, why: str) -> _Join | None:
+        """Join, retrying up to ``max_rejoins`` times; the new join becomes current.  None when all failed."""
+        for attempt in range(self.options.max_rejoins + 1):
+            if self._closing:
+                return None
+            if attempt:
+                self._emit(Reconnecting(why, "rejoin", attempt))
+                await asyncio.sleep(self.options.rejoin_backoff * attempt)
+            try:
+                join = await self._join_once()
+            except _JoinRefused:
+                raise
+            except (sig.SignalClosed, ConnectionError, TimeoutError, OSError, ValueError) as exc:
+                logger.warning("room join attempt %d failed: %s", attempt + 1, exc)
+                why = str(exc)
+                continue
+            self._install(join)
+            return join
+        return None
+
+    def _install(self, join: _Join) -> None:
+        self._join = join
+        if self.active_qualities != self._qualities:
+            self.active_qualities = self._qualities  # a new participant starts with every layer wanted
+            if self._on_layers_changed is not None:
+                self._on_layers_changed(self.active_qualities)
+        for quality in self._qualities:
+            self._pacer.wait_for_keyframe(("video", quality))
+            self._request_keyframe(quality)
+        self._emit(self._published_event(join))
+
+    def _published_event(self, join: _Join) -> Published:
+        j = join.joined
+        return Published(j.room_sid, j.room_name, j.participant_sid, join.audio_sid, join.video_sid)
+
+    # ------------------------------------------------------------------------------------------------ signal events
+
+    async def _dispatch(self, join: _Join) -> None:
+        signal = join.signal
+        try:
+            async for event in signal.events():
+                await self._on_signal(join, event)
+        except sig.SignalClosed as exc:
+            self._incident(join.generation, signal, exc.reason)
+
+    async def _on_signal(self, join: _Join, event: sig.SignalEvent) -> None:
+        if isinstance(event, sig.TrackPublished):
+            future = join.published.get(event.cid)
+            if future is not None and not future.done():
+                future.set_result(event)
+        elif isinstance(event, sig.SdpAnswer):
+            if join.answer is not None and not join.answer.done():
+                join.answer.set_result(event)
+        elif isinstance(event, sig.IceCandidate):
+            if event.target == sig.TARGET_PUBLISHER:
+                await join.peer.add_remote_candidate(event.candidate, event.sdp_mid, event.sdp_mline_index)
+        elif isinstance(event, sig.SubscribedQualities):
+            if event.track_sid == join.video_sid:
+                self._on_subscribed_qualities(event)
+        elif isinstance(event, sig.Left):
+            self._incident(join.generation, join.signal, f"server sent leave ({event.reason_name})", event)
+        elif isinstance(event, sig.TokenRefreshed):
+            self._refreshed_token = event.token
+        elif isinstance(event, sig.RequestRefused):
+            logger.warning("server refused %s: %s %s", event.request or "a request", event.reason, event.message)
+        elif isinstance(event, sig.SdpOffer):
+            logger.warning("ignoring a subscriber offer: this participant does not subscribe")
+
+    def _on_subscribed_qualities(self, event: sig.SubscribedQualities) -> None:
+        if not self.options.dynacast or self.video is None:
+            return
+        enabled = event.for_codec(self.video.codec)
+        if enabled is None:
+            return
+        active = frozenset(q for q in self._qualities if q in enabled)
+        if active == self.active_qualities:
+            return
+        resumed = active - self.active_qualities
+        self.active_qualities = active
+        logger.info("dynacast: layers %s active", sorted(active))
+        for quality in resumed:
+            self._pacer.wait_for_keyframe(("video", quality))
+        if self._on_layers_changed is not None:
+            self._on_layers_changed(active)
+        for quality in resumed:
+            self._request_keyframe(quality)
+
+    # ------------------------------------------------------------------------------------------------ media
+
+    def _request_keyframe(self, quality: int) -> None:
+        self.stats.keyframe_requests += 1
+        if self._on_keyframe_request is not None:
+            self._on_keyframe_request(quality)
+
+    def _receiver_wants_keyframe(self, quality: int) -> None:
+        if quality in self.active_qualities:
+            self._request_keyframe(quality)
+
+    async def _send_loop(self, queue: "asyncio.Queue[OutputFrame]") -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            frame = await queue.get()
+            join = self._join
+            video = frame.kind == "video"
+            key = ("video", frame.quality) if video else "audio"
+            if join is None or not join.ready:
+                self.stats.dropped_disconnected += 1
+                if video:
+                    self._pacer.wait_for_keyframe(key)
+                continue
+            if video and frame.quality not in self.active_qualities:
+                self.stats.dropped_paused += 1
+                continue
+            media_time = float(frame.pts * frame.time_base)
+            decision = self._pacer.decide(key, media_time, frame.keyframe or not video, loop.time())
+            if decision.resynced:
+                self.stats.resyncs += 1
+            if decision.action is Action.DROP:
+                if decision.late:
+                    self.stats.dropped_late += 1
+                else:
+                    self.stats.dropped_waiting_keyframe += 1
+                if video and decision.request_keyframe and frame.quality is not None:
+                    self._request_keyframe(frame.quality)
+                continue
+            if decision.delay > 0:
+                await asyncio.sleep(decision.delay)
+            if await self._send(join, frame):
+                self.stats.frames_sent += 1
+            elif video:
+                self._pacer.wait_for_keyframe(key)
+
+    async def _send(self, join: _Join, frame: OutputFrame) -> bool:
+        if not join.ready:
+            self.stats.dropped_disconnected += 1
+            return False
+        try:
+            if frame.kind == "video":
+                assert frame.quality is not None
+                timestamp = round(frame.pts * frame.time_base * VIDEO_CLOCK)
+                await join.peer.send_video(frame.quality, frame.data, timestamp)
+            else:
+                join.peer.send_audio(frame.data, frame.pts, Fraction(frame.time_base))
+        except ConnectionError:
+            self.stats.dropped_disconnected += 1
+            return False
+        return True
+
+    async def _media_watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.media_timeout)
+            if self.stats.bytes_written == self._last_bytes_checked:
+                self._watchdog_finish = asyncio.create_task(self._finish(SOURCE_NOT_READY, "no media written"))
+                return
+            self._last_bytes_checked = self.stats.bytes_written
+
+    # ------------------------------------------------------------------------------------------------ failures
+
+    def _incident(
+        self, generation: int, signal: sig.SignalClient | None, reason: str, left: sig.Left | None = None
+    ) -> None:
+        """Report trouble with join ``generation`` (its signal connection ``signal``, None: its peer connection)."""
+        if not self._closing:
+            self._incidents.put_nowait((generation, signal, reason, left))
+
+    async def _supervise(self) -> None:
+        while not self._closing:
+            generation, signal, reason, left = await self._incidents.get()
+            join = self._join
+            if join is None or generation != join.generation or (signal is not None and signal is not join.signal):
+                continue  # about a join or a signal connection already replaced
+            if (
+                left is not None
+                and left.action == rtc.LeaveRequest.Action.DISCONNECT
+                and left.reason in FINAL_LEAVE_REASONS
+            ):
+                await self._finish(ROOM_DISCONNECTED, reason)
+                return
+            logger.warning("room connection trouble: %s", reason)
+            signal_only = signal is not None and (left is None or left.action == rtc.LeaveRequest.Action.RESUME)
+            peer_alive = not join.peer.failed.is_set() and join.peer.connected.is_set()
+            if signal_only and peer_alive and await self._resume(join, reason):
+                continue
+            join.ready = False
+            await join.close(leave=False)
+            try:
+                replacement = await self._join_with_retries(reason)
+            except _JoinRefused as exc:
+                await self._finish(ROOM_DISCONNECTED, str(exc))
+                return
+            if replacement is None:
+                await self._finish(ROOM_DISCONNECTED_UNEXPECTEDLY, f"rejoin failed after: {reason}")
+                return
+            self.stats.rejoins += 1
+
+    async def _resume(self, join: _Join, reason: str) -> bool:
+        """Reconnect the websocket to the same participant (``reconnect=1``) while media keeps flowing."""
+        self._emit(Reconnecting(reason, "resume", 1))
+        if join.dispatcher is not None:
+            join.dispatcher.cancel()
+            await asyncio.gather(join.dispatcher, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await join.signal.close(leave=False)
+        try:
+            signal = await sig.SignalClient.connect(
+                self.ws_url,
+                self._refreshed_token or self.token,
+                reconnect_sid=join.joined.participant_sid,
+                timeout=self.options.join_timeout,
+            )
+        except sig.SignalClosed as exc:
+            logger.warning("resume failed: %s", exc.reason)
+            return False
+        if signal.state.reconnected is None:  # a server that answered a resume with a fresh join
+            await signal.close(leave=False)
+            return False
+        join.signal = signal
+        join.dispatcher = asyncio.create_task(self._dispatch(join), name="room-publisher-signal")
+        join.ready = True
+        self.stats.resumes += 1
+        logger.info("signal connection resumed")
+        return True
+
+    async def _finish(self, error: IngressError | None, reason: str) -> None:
+        if self._closing:
+            if self._closed is not None:
+                await asyncio.shield(self._closed)
+            return
+        self._closing = True
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in self._tasks if t is not current), return_exceptions=True)
+        if self._join is not None:
+            with contextlib.suppress(Exception):
+                await self._join.close(leave=True)
+        if error is not None:
+            logger.warning("room publisher ended: %s (%s)", error.message, reason)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(error)
+        self._emit(Disconnected(error, reason))
+
+    def _emit(self, event: PublisherEvent) -> None:
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:
+                logger.exception("room publisher event handler failed")

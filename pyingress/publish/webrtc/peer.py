@@ -1,0 +1,241 @@
+"""The publisher PeerConnection of one room join: one Opus audio transceiver, one simulcast video transceiver.
+
+Built on aiortc (pinned 1.16.0) with what LiveKit needs from a publish-only client (protocol.md §5.3):
+send-only transceivers limited to the one codec we encode, max-bundle, the offer extended with rid simulcast
+(``simulcast.py``) and with Opus parameters for stereo/DTX, remote candidates trickled in after the answer.
+Audio goes through aiortc's own sender, fed with pre-encoded Opus ``av.Packet``s (feasibility.md §7b); video
+through ``SimulcastSender``.
+"""
+
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcicetransport import RTCIceCandidate
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.sdp import candidate_from_sdp
+
+from pyingress.publish.webrtc.ice import gathering_from
+from pyingress.publish.webrtc.simulcast import (
+    KeyframeRequest,
+    SimulcastEncoding,
+    SimulcastSender,
+    SimulcastTrack,
+)
+
+logger = logging.getLogger(__name__)
+
+OPUS_TIME_BASE = Fraction(1, 48_000)
+# The H.264 entry aiortc offers for constrained baseline, packetization-mode 1: what the pipeline encodes.
+H264_PROFILE_LEVEL_ID = "42e01f"
+
+
+class EncodedAudioTrack(MediaStreamTrack):
+    """An audio track fed with pre-encoded Opus packets; aiortc's sender packs each into one RTP packet."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue()
+
+    def push(self, data: bytes, pts: int, time_base: Fraction = OPUS_TIME_BASE) -> None:
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = time_base
+        self._queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet:
+        packet = await self._queue.get()
+        if packet is None:
+            raise MediaStreamError
+        return packet
+
+    def stop(self) -> None:
+        self._queue.put_nowait(None)
+        super().stop()
+
+
+def _video_capability(codec: str) -> RTCRtpCodecCapability:
+    for capability in RTCRtpSender.getCapabilities("video").codecs:
+        name = capability.mimeType.lower()
+        if codec == "vp8" and name == "video/vp8":
+            return capability
+        if (
+            codec == "h264"
+            and name == "video/h264"
+            and str(capability.parameters.get("profile-level-id", "")).lower() == H264_PROFILE_LEVEL_ID
+        ):
+            return capability
+    raise ValueError(f"aiortc offers no {codec} capability")
+
+
+def _opus_capability() -> RTCRtpCodecCapability:
+    return next(c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType.lower() == "audio/opus")
+
+
+def set_opus_parameters(sdp: str, mid: str, *, stereo: bool, dtx: bool) -> str:
+    """The offer with an Opus fmtp line on the audio m-line ``mid`` (aiortc writes none).
+
+    ``stereo``/``sprop-stereo`` tell receivers to decode two channels, ``usedtx`` that silence may be sent as DTX;
+    ``useinbandfec`` and ``minptime=10`` are what browsers offer.
+    """
+    lines = sdp.replace("\r\n", "\n").rstrip("\n").split("\n")
+    out: list[str] = []
+    in_section = False
+    section_mid: str | None = None
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    for section in sections:
+        section_mid = next((line[6:] for line in section if line.startswith("a=mid:")), None)
+        in_section = bool(section) and section[0].startswith("m=audio") and section_mid == mid
+        if not in_section:
+            out += section
+            continue
+        pt = next((m.group(1) for line in section if (m := re.match(r"a=rtpmap:(\d+) opus/", line, re.I))), None)
+        if pt is None:
+            out += section
+            continue
+        params = ["minptime=10", "useinbandfec=1"]
+        if stereo:
+            params += ["stereo=1", "sprop-stereo=1"]
+        if dtx:
+            params.append("usedtx=1")
+        for line in section:
+            if line.startswith(f"a=fmtp:{pt} "):
+                continue
+            out.append(line)
+            if line.startswith(f"a=rtpmap:{pt} "):
+                out.append(f"a=fmtp:{pt} " + ";".join(params))
+    return "\r\n".join(out) + "\r\n"
+
+
+class PublisherPeer:
+    """One publisher RTCPeerConnection with the ingress's tracks, from offer to connected to closed."""
+
+    def __init__(
+        self,
+        *,
+        ice_servers: Sequence[RTCIceServer] = (),
+        host_addresses: Sequence[str] | None = None,
+        audio: tuple[int, bool] | None = None,  # (channels, dtx) of the Opus track, None: no audio
+        video_codec: str | None = None,  # "h264" | "vp8", None: no video
+        video_encodings: Sequence[SimulcastEncoding] = (),
+        on_keyframe_request: KeyframeRequest | None = None,
+        on_failed: Callable[[], None] | None = None,
+    ) -> None:
+        self.host_addresses = host_addresses
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.connected = asyncio.Event()
+        self.failed = asyncio.Event()
+        self._on_failed = on_failed
+        self._remote_set = False
+        self._pending_candidates: list[RTCIceCandidate] = []
+        self.audio_track: EncodedAudioTrack | None = None
+        self.audio_options = audio
+        self.video_track: SimulcastTrack | None = None
+        self.simulcast: SimulcastSender | None = None
+        if audio is not None:
+            self.audio_track = EncodedAudioTrack()
+            transceiver = self.pc.addTransceiver(self.audio_track, direction="sendonly")
+            transceiver.setCodecPreferences([_opus_capability()])
+            self._audio_transceiver = transceiver
+        if video_codec is not None:
+            self.video_track = SimulcastTrack(f"TR_video_{uuid.uuid4().hex[:12]}")
+            transceiver = self.pc.addTransceiver(self.video_track, direction="sendonly")
+            transceiver.setCodecPreferences([_video_capability(video_codec)])
+            self.simulcast = SimulcastSender(transceiver, video_codec, video_encodings, on_keyframe_request)
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            state = self.pc.connectionState
+            logger.debug("publisher peer connection %s", state)
+            if state == "connected":
+                self.connected.set()
+            elif state in ("failed", "closed") and not self.failed.is_set():
+                self.failed.set()
+                if state == "failed" and self._on_failed is not None:
+                    self._on_failed()
+
+    @property
+    def audio_cid(self) -> str | None:
+        return self.audio_track.id if self.audio_track is not None else None
+
+    @property
+    def video_cid(self) -> str | None:
+        return self.video_track.id if self.video_track is not None else None
+
+    async def create_offer(self) -> str:
+        """Gather (from the chosen host addresses) and return the offer LiveKit gets, candidates included."""
+        with gathering_from(self.host_addresses):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        sdp = self.pc.localDescription.sdp
+        if self.simulcast is not None:
+            sdp = self.simulcast.munge_offer(sdp)
+        if self.audio_options is not None and self._audio_transceiver.mid is not None:
+            channels, dtx = self.audio_options
+            sdp = set_opus_parameters(sdp, self._audio_transceiver.mid, stereo=channels > 1, dtx=dtx)
+        return sdp
+
+    async def set_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self._remote_set = True
+        if self.simulcast is not None:
+            self.simulcast.start(sdp)
+        pending, self._pending_candidates = self._pending_candidates, []
+        for candidate in pending:
+            await self.pc.addIceCandidate(candidate)
+
+    async def add_remote_candidate(self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> None:
+        """A trickled server candidate ("candidate:…"); end-of-candidates ("") is not passed on to aioice."""
+        text = candidate.removeprefix("a=").removeprefix("candidate:").strip()
+        if not text:
+            return
+        try:
+            parsed = candidate_from_sdp(text)
+        except (AssertionError, ValueError, IndexError) as exc:
+            logger.warning("ignoring an unparsable remote candidate %r: %s", candidate, exc)
+            return
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        if parsed.sdpMid is None and parsed.sdpMLineIndex is None:
+            parsed.sdpMLineIndex = 0
+        if self._remote_set:
+            await self.pc.addIceCandidate(parsed)
+        else:
+            self._pending_candidates.append(parsed)
+
+    def send_audio(self, data: bytes, pts: int, time_base: Fraction = OPUS_TIME_BASE) -> None:
+        if self.audio_track is not None:
+            self.audio_track.push(data, pts, time_base)
+
+    async def send_video(self, quality: int, data: bytes, timestamp_90k: int) -> int:
+        if self.simulcast is None:
+            return 0
+        return await self.simulcast.send_frame(quality, data, timestamp_90k)
+
+    async def close(self) -> None:
+        if self.simulcast is not None:
+            with contextlib.suppress(Exception):
+                await self.simulcast.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
