@@ -237,10 +237,14 @@ class _ServedConnection:
                     )
                 return
             failure: RtmpProtocolError | None = None
+            in_handshake = self.conn.state is ConnectionState.HANDSHAKE
             try:
                 self.conn.receive_data(data)
             except RtmpProtocolError as error:
                 failure = error
+            if in_handshake and self.conn.handshake.complete:
+                scheme = self.conn.handshake.client_digest_scheme
+                log.debug("RTMP %s handshake done (%s)", self.remote, "plain" if scheme is None else f"digest {scheme}")
             await self._handle_events()
             await self._flush()
             if failure is not None:
