@@ -19,6 +19,7 @@ import av.filter
 from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 from av.codec.context import CodecContext
+from av.sidedata.sidedata import Type as SideDataType
 from av.video.codeccontext import VideoCodecContext
 from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
@@ -111,24 +112,33 @@ class FrameOrienter:
     """Turns decoded pictures upright when their display matrix says so (phones record sideways + a rotation).
 
     ``VideoFrame.rotation`` is FFmpeg's counter-clockwise display rotation; turning the picture counter-clockwise
-    by it gives what a player shows.  Rotation is rare, so the filter graph exists only while it is needed.
+    by it gives what a player shows.  H.264/HEVC carry it in a display-orientation SEI that is sent once and
+    persists, while FFmpeg attaches the matrix only to the frame that carried it: so the last matrix seen stays in
+    force until another one arrives or the stream is reconfigured (``reset``).  The filter graph exists only
+    while a rotation is in force.
     """
 
     _FILTERS: ClassVar[dict[int, tuple[str, str]]] = {90: ("transpose", "cclock"), 270: ("transpose", "clock")}
 
     def __init__(self) -> None:
+        self.rotation = 0
         self._graph: av.filter.Graph | None = None
         self._key: tuple[int, int, str, int] | None = None
 
-    @staticmethod
-    def rotation_of(frame: VideoFrame) -> int:
-        return round(frame.rotation / 90) * 90 % 360
+    def reset(self) -> None:
+        self.rotation = 0
+
+    def _update(self, frame: VideoFrame) -> None:
+        for side_data in frame.side_data:
+            if side_data.type == SideDataType.DISPLAYMATRIX:
+                self.rotation = round(frame.rotation / 90) * 90 % 360
+                return
 
     def orient(self, frame: VideoFrame) -> VideoFrame:
-        rotation = self.rotation_of(frame)
-        if rotation == 0:
+        self._update(frame)
+        if self.rotation == 0:
             return frame
-        key = (frame.width, frame.height, frame.format.name, rotation)
+        key = (frame.width, frame.height, frame.format.name, self.rotation)
         if key != self._key or self._graph is None:
             self._graph = self._build(key)
             self._key = key

@@ -106,26 +106,30 @@ class PacketQueue:
 class FrameRateCap:
     """Keeps at most ``max_rate`` frames per second of media time; never duplicates, so a slower source stays slow.
 
-    A frame is kept when it is no earlier than a quarter interval before the next due time, so jitter in a source
-    at exactly the cap does not drop frames, while 60 fps into a 30 fps cap keeps every other one.
+    Media time is cut into slots of one output interval; the first frame of each slot is kept.  Slots are shifted
+    by a quarter interval so that a source at exactly the cap, with jitter, keeps every frame, while 30 fps into
+    25 keeps exactly 25 of every 30 and 60 into 30 every other one.
     """
 
     def __init__(self, max_rate: float) -> None:
-        self.interval = int(1_000_000 / max_rate) if max_rate > 0 else 0
-        self._next_due: int | None = None
+        self.interval = 1_000_000 / max_rate if max_rate > 0 else 0.0
+        self._origin: int | None = None
+        self._last_slot = -1
+        self._last_pts = 0
         self.dropped = 0
 
     def admit(self, pts_us: int) -> bool:
         if self.interval == 0:
             return True
-        tolerance = self.interval // 4
-        if self._next_due is not None and pts_us < self._next_due - tolerance:
-            if self._next_due - pts_us < 1_000_000:
-                self.dropped += 1
-                return False
-            self._next_due = None  # timestamps went far back: start over rather than drop for that long
-        due = self._next_due if self._next_due is not None else pts_us
-        self._next_due = max(due + self.interval, pts_us + self.interval - tolerance)
+        if self._origin is None or pts_us < self._last_pts - 1_000_000:
+            self._origin = pts_us  # first frame, or timestamps went far back: start over rather than stall
+            self._last_slot = -1
+        self._last_pts = pts_us
+        slot = int((pts_us - self._origin + self.interval / 4) // self.interval)
+        if slot <= self._last_slot:
+            self.dropped += 1
+            return False
+        self._last_slot = slot
         return True
 
 

@@ -168,6 +168,7 @@ class _Input:
         self.decoder = decoder
         self.track = track
         self.seen_keyframe = desc.kind == "audio"
+        self.pending_config: bytes | None = None  # announced by add_stream, applied with the next packet
         self.arrivals: collections.OrderedDict[int, int] = collections.OrderedDict()
 
     def remember(self, pts: int, arrival_ns: int) -> None:
@@ -215,7 +216,8 @@ class Transcoder:
         previous = self._inputs.get(desc.kind)
         if previous is not None:
             if previous.desc.codec == desc.codec:
-                previous.desc = desc  # same codec, new config: the decoder follows at the next packet's config
+                previous.desc = desc  # same codec, maybe a new config: the decoder takes it with the next packet
+                previous.pending_config = desc.codec_config
                 return
             self._deliver(desc.kind, previous.decoder.flush())
             previous.decoder.close()
@@ -239,7 +241,10 @@ class Transcoder:
                 return  # nothing decodes cleanly before the first keyframe
             source.seen_keyframe = True
         source.remember(point.pts, arrival_ns)
-        config = packet.codec_config if packet.codec_config is not None else source.desc.codec_config
+        config = packet.codec_config if packet.codec_config is not None else source.pending_config
+        source.pending_config = None
+        if packet.kind == "video" and config is not None:
+            self._orienter.reset()  # a new sequence: its own orientation SEI (or none) applies
         frames = source.decoder.decode(packet.data, point.pts, point.dts, config)
         self.counters[f"decode_errors.{packet.kind}"] = source.decoder.errors
         self._deliver(packet.kind, frames)

@@ -1,0 +1,232 @@
+"""Real inputs for media tests: clips made by Debian ffmpeg, demuxed by PyAV into EncodedPackets, and PyAV decoders
+to read back what the pipeline produced (no mocks: the same libraries a viewer's decoder would use)."""
+
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.audio.frame import AudioFrame
+from av.codec.context import CodecContext
+from av.video.frame import VideoFrame
+
+from pyingress.media.bitstream import split_annexb
+from pyingress.media.config import PipelineConfig
+from pyingress.media.events import PipelineEvent, PipelineFailed, StatsUpdated, VideoLayersReady
+from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
+from pyingress.media.pipeline import MediaPipeline, open_pipeline
+
+FFMPEG = "/usr/bin/ffmpeg"
+
+
+def make_clip(
+    path: Path,
+    *,
+    size: str = "320x180",
+    rate: float = 30,
+    duration: float = 2.0,
+    video: Sequence[str] = ("-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "30", "-pix_fmt", "yuv420p"),
+    audio: Sequence[str] | None = ("-c:a", "aac", "-b:a", "96k"),
+    sample_rate: int = 48000,
+    channels: int = 2,
+    video_source: str | None = None,
+    audio_source: str | None = None,
+    extra: Sequence[str] = (),
+) -> Path:
+    """A test pattern (+ a sine) encoded by Debian ffmpeg; cached by path."""
+    if path.exists():
+        return path
+    command = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y"]
+    command += ["-f", "lavfi", "-i", video_source or f"testsrc2=size={size}:rate={rate}:duration={duration}"]
+    if audio is not None:
+        layout = "mono" if channels == 1 else "stereo"
+        source = audio_source or f"sine=frequency=440:sample_rate={sample_rate}:duration={duration}"
+        command += ["-f", "lavfi", "-i", f"{source},aformat=channel_layouts={layout}"]
+    command += list(video)
+    if audio is not None:
+        command += list(audio)
+    command += [*extra, "-t", str(duration), str(path)]
+    subprocess.run(command, check=True, timeout=120)
+    return path
+
+
+@dataclass
+class Source:
+    streams: list[StreamDescription]
+    packets: list[EncodedPacket]
+
+    def kind(self, kind: str) -> list[EncodedPacket]:
+        return [packet for packet in self.packets if packet.kind == kind]
+
+
+def demux(path: Path) -> Source:
+    """Every stream and packet of a file, as a front door would deliver them (FLV/MP4 H.264 stays AVCC)."""
+    with av.open(str(path)) as container:
+        streams: list[StreamDescription] = []
+        codecs: dict[int, str] = {}
+        for stream in container.streams:
+            if stream.type not in ("audio", "video"):
+                continue
+            context = stream.codec_context
+            codec = context.codec.canonical_name
+            codecs[stream.index] = codec
+            if stream.type == "video":
+                rate = float(stream.average_rate) if stream.average_rate else 0.0
+                streams.append(
+                    StreamDescription("video", codec, context.extradata, context.width, context.height, rate)
+                )
+            else:
+                streams.append(
+                    StreamDescription(
+                        "audio",
+                        codec,
+                        context.extradata,
+                        sample_rate=context.sample_rate,
+                        channels=context.layout.nb_channels,
+                    )
+                )
+        packets = []
+        for packet in container.demux():
+            if packet.size == 0 or packet.stream.index not in codecs or packet.pts is None:
+                continue
+            kind = packet.stream.type
+            assert kind in ("audio", "video")
+            packets.append(
+                EncodedPacket(
+                    kind,
+                    codecs[packet.stream.index],
+                    bytes(packet),
+                    packet.pts,
+                    packet.dts if packet.dts is not None else packet.pts,
+                    packet.time_base,
+                    packet.is_keyframe,
+                )
+            )
+    return Source(streams, packets)
+
+
+class Collector:
+    """A thread-safe sink keeping every frame (by track: "audio" or a VideoQuality) and event."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str | int, list[OutputFrame]] = defaultdict(list)
+        self.events: list[PipelineEvent] = []
+        self._lock = threading.Lock()
+
+    def on_frame(self, frame: OutputFrame) -> None:
+        with self._lock:
+            self.frames["audio" if frame.quality is None else frame.quality].append(frame)
+
+    def on_event(self, event: PipelineEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def count(self, key: str | int) -> int:
+        with self._lock:
+            return len(self.frames.get(key, []))
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        with self._lock:
+            return [event for event in self.events if isinstance(event, kind)]
+
+    @property
+    def layers(self) -> VideoLayersReady:
+        (ready,) = self.of(VideoLayersReady)
+        return ready
+
+    @property
+    def failure(self) -> str | None:
+        failed = self.of(PipelineFailed)
+        return failed[0].message if failed else None
+
+    @property
+    def last_stats(self) -> dict[str, int]:
+        stats = self.of(StatsUpdated)
+        return stats[-1].stats.counters if stats else {}
+
+
+@dataclass
+class Run:
+    collector: Collector
+    pipeline: MediaPipeline
+    wall: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def push_all(
+    pipeline: MediaPipeline, source: Source, *, pace: bool = False, speed: float = 1.0, start: float | None = None
+) -> None:
+    """Push every packet; with ``pace`` at the media rate like a live publisher (by DTS)."""
+    for desc in source.streams:
+        pipeline.add_stream(desc)
+    origin = None
+    begin = time.monotonic() if start is None else start
+    for packet in source.packets:
+        if pace:
+            at = float(packet.dts * packet.time_base)
+            origin = at if origin is None else origin
+            delay = begin + (at - origin) / speed - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        pipeline.push(packet)
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    source: Source,
+    *,
+    isolation: str = "thread",
+    pace: bool = False,
+    timeout: float = 120.0,
+) -> Run:
+    collector = Collector()
+    pipeline = open_pipeline(config, collector, isolation=isolation)  # type: ignore[arg-type]
+    started = time.monotonic()
+    try:
+        push_all(pipeline, source, pace=pace)
+        pipeline.end()
+        assert pipeline.wait(timeout), "pipeline did not finish"
+    finally:
+        pipeline.close()
+    return Run(collector, pipeline, time.monotonic() - started)
+
+
+def decode_frames(codec: str, frames: Iterable[OutputFrame]) -> list[VideoFrame] | list[AudioFrame]:
+    """Decode a track's output with PyAV, as a subscriber would."""
+    context = CodecContext.create({"h264": "h264", "vp8": "vp8", "opus": "libopus"}[codec], "r")
+    decoded: list = []  # type: ignore[type-arg]
+    for frame in frames:
+        packet = av.Packet(frame.data)
+        packet.pts = frame.pts
+        packet.dts = frame.pts
+        packet.time_base = frame.time_base
+        decoded.extend(context.decode(packet))  # type: ignore[attr-defined]
+    decoded.extend(context.decode(None))  # type: ignore[attr-defined]
+    return decoded
+
+
+def sps_of(frame: OutputFrame) -> bytes:
+    return next(unit for unit in split_annexb(frame.data) if unit[0] & 0x1F == 7)
+
+
+def nal_types(frame: OutputFrame) -> list[int]:
+    return [unit[0] & 0x1F for unit in split_annexb(frame.data)]
+
+
+def seconds(frame: OutputFrame) -> float:
+    return float(frame.pts * frame.time_base)
+
+
+def shift(packets: Iterable[EncodedPacket], ticks_by_kind: dict[str, int]) -> list[EncodedPacket]:
+    return [
+        replace(p, pts=p.pts + ticks_by_kind.get(p.kind, 0), dts=p.dts + ticks_by_kind.get(p.kind, 0)) for p in packets
+    ]
+
+
+def in_time_base(value: float, time_base: Fraction) -> int:
+    return round(value / time_base)
