@@ -9,11 +9,17 @@ Verification: HS256 only, issuer = the API key, 60 s leeway, and — unlike v1.1
 ``exp`` (a never-expiring credential), but like livekit/protocol since — ``exp`` is required.
 """
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
+
+# LiveKit's development secret ("secret") is shorter than the 32 bytes PyJWT recommends; LiveKit accepts such keys,
+# so PyJWT's warning would only repeat on every token.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 BEARER_PREFIX = "Bearer "
 LEEWAY_S = 60

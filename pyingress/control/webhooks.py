@@ -18,16 +18,22 @@ import contextlib
 import hashlib
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 from livekit.protocol.ingress import IngressInfo, IngressState
 from livekit.protocol.webhook import WebhookEvent
 
 from pyingress.control.ids import new_event_id
 from pyingress.control.protojson import webhook_json
+
+# LiveKit's development secret ("secret") is shorter than the 32 bytes PyJWT recommends; LiveKit accepts such keys,
+# so PyJWT's warning would only repeat on every token.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 log = logging.getLogger("pyingress.webhooks")
 
