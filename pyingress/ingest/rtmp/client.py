@@ -63,6 +63,7 @@ class RtmpClientConnection:
         self._txn = 1.0
         self._pending: dict[float, str] = {}
         self._publish_name = ""
+        self.connect_sent = False
         self.connected = False
         self.stream_id = 0
         self.publishing = False
@@ -88,6 +89,7 @@ class RtmpClientConnection:
 
     def connect(self) -> None:
         """Send ``connect`` (done right after the handshake unless ``auto_connect=False``)."""
+        self.connect_sent = True
         if self._chunk_size != self.chunks.out_chunk_size:
             self.chunks.set_chunk_size(self._chunk_size)
         command: dict[str, Any] = {

@@ -282,6 +282,11 @@ class _ServedConnection:
             self.conn.reject_publish("admission timed out")
             await self._flush()
             raise _Hangup(EndReason.ERROR, "admission timed out") from None
+        except Exception:
+            log.exception("RTMP %s: admission of key %r failed", self.remote, request.stream_key)
+            self.conn.reject_publish("internal error")
+            await self._flush()
+            raise _Hangup(EndReason.ERROR, "admission failed: internal error") from None
         source = MediaSource(
             protocol=self.scheme,
             stream_key=request.stream_key,

@@ -63,7 +63,18 @@ class AsyncPublisher:
         await self.flush()
         return True
 
+    async def handshake(self, timeout: float = 5.0) -> None:
+        await self.flush()
+        async with asyncio.timeout(timeout):
+            while not self.client.handshake.complete:
+                if not await self.read_once(timeout):
+                    raise ConnectionError("server closed during the handshake")
+
     async def connect(self, timeout: float = 5.0) -> None:
+        if not self.client.handshake.complete:
+            await self.handshake(timeout)
+        if not self.client.connect_sent:
+            self.client.connect()
         await self.flush()
         async with asyncio.timeout(timeout):
             while not self.connected:

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pyingress.ingest.rtmp.flv import VideoPacketType, aac_tag, ex_video_tag
-from pyingress.ingest.rtmp.server import RtmpServer
+from pyingress.ingest.rtmp.server import RtmpLimits, RtmpServer
 from pyingress.ingest.source import EndReason
+from pyingress.media.packets import StreamDescription
 from tests.harness.publishers import TestPattern, ffmpeg_command
 from tests.ingest.rtmp.media_check import Received, assert_monotonic, collect, decode_audio, decode_video
 from tests.ingest.rtmp.publishing import AsyncPublisher, EncodedClip, encode_clip
@@ -211,3 +212,26 @@ async def test_enhanced_rtmp_multitrack_uses_the_first_track(server: RtmpServer)
     assert received.descriptions["video"].codec_config == clip.config
     assert len(received.packets["video"]) == 25
     assert len(decode_video(received, "hevc").pts) == 25
+
+
+async def test_read_backpressure_when_the_consumer_lags() -> None:
+    limits = RtmpLimits(source_max_items=4, read_size=16384)
+    async with RtmpServer(admit, host="127.0.0.1", port=0, limits=limits) as slow_server:
+        publisher = await AsyncPublisher.open(slow_server.ports["rtmp"])
+        assert (await publisher.publish("live/SLOWREADER")).code == "NetStream.Publish.Start"
+        source = await asyncio.wait_for(slow_server.accept(), 5)
+        for i in range(200):  # 20 MB of self-describing AV1 "frames": more than loopback socket buffers hold
+            frame = ex_video_tag("av1", VideoPacketType.CODED_FRAMES, bytes(100_000), keyframe=True)
+            publisher.client.send_video(i * 40, frame)
+        publisher.writer.write(publisher.client.data_to_send())
+        draining = asyncio.ensure_future(publisher.writer.drain())
+        await asyncio.sleep(1.0)
+        assert not draining.done(), "the server should stop reading while its queue is full"
+        assert source.packets_received <= 4
+        packets = 0
+        async for item in source:
+            packets += not isinstance(item, StreamDescription)
+            if packets == 200:
+                break
+        await asyncio.wait_for(draining, 10)
+        await publisher.close()
