@@ -19,6 +19,7 @@ import av.filter
 from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 from av.codec.context import CodecContext
+from av.sidedata.sidedata import SideDataContainer
 from av.sidedata.sidedata import Type as SideDataType
 from av.video.codeccontext import VideoCodecContext
 from av.video.format import VideoFormat
@@ -129,10 +130,9 @@ class FrameOrienter:
         self.rotation = 0
 
     def _update(self, frame: VideoFrame) -> None:
-        for side_data in frame.side_data:
-            if side_data.type == SideDataType.DISPLAYMATRIX:
-                self.rotation = round(frame.rotation / 90) * 90 % 360
-                return
+        side_data = cast(SideDataContainer, frame.side_data)  # PyAV's stub says SideData; it is the container
+        if SideDataType.DISPLAYMATRIX in side_data:
+            self.rotation = round(frame.rotation / 90) * 90 % 360
 
     def orient(self, frame: VideoFrame) -> VideoFrame:
         self._update(frame)

@@ -115,16 +115,25 @@ class Collector:
 
     def __init__(self) -> None:
         self.frames: dict[str | int, list[OutputFrame]] = defaultdict(list)
+        self.arrivals: dict[str | int, list[float]] = defaultdict(list)  # monotonic time each frame came out
         self.events: list[PipelineEvent] = []
+        self.event_times: list[float] = []
         self._lock = threading.Lock()
 
     def on_frame(self, frame: OutputFrame) -> None:
         with self._lock:
-            self.frames["audio" if frame.quality is None else frame.quality].append(frame)
+            key = "audio" if frame.quality is None else frame.quality
+            self.frames[key].append(frame)
+            self.arrivals[key].append(time.monotonic())
 
     def on_event(self, event: PipelineEvent) -> None:
         with self._lock:
             self.events.append(event)
+            self.event_times.append(time.monotonic())
+
+    def time_of(self, kind: type) -> float:
+        with self._lock:
+            return next(at for event, at in zip(self.events, self.event_times, strict=True) if isinstance(event, kind))
 
     def count(self, key: str | int) -> int:
         with self._lock:
