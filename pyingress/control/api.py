@@ -82,7 +82,7 @@ def _require_admin(grants: Grants | None) -> None:
         raise PERMISSION_DENIED
 
 
-def _apply_update(request: UpdateIngressRequest, info: IngressInfo) -> None:
+def apply_update(request: UpdateIngressRequest, info: IngressInfo) -> None:
     """Only fields that are set overwrite; input type, URL and stream key never change."""
     for name in ("name", "room_name", "participant_identity", "participant_name", "participant_metadata"):
         value = getattr(request, name)
@@ -98,6 +98,44 @@ def _apply_update(request: UpdateIngressRequest, info: IngressInfo) -> None:
         info.enabled = request.enabled
     validate_for_serialization(info)
     apply_transcoding_default(info)
+
+
+def build_ingress_info(request: CreateIngressRequest, base_url: str) -> IngressInfo:
+    """A new, validated IngressInfo for a create request (ids drawn, transcoding defaults applied)."""
+    is_url = request.input_type == IngressInput.URL_INPUT
+    url = base_url
+    if is_url:
+        if not request.url:
+            raise invalid_ingress("missing URL parameter")
+        url = sanitize_pull_url(request.url)
+    # bypass_transcoding of the request is not copied, as in livekit-server: enable_transcoding decides.
+    info = IngressInfo(
+        ingress_id=new_ingress_id(),
+        name=request.name,
+        stream_key="" if is_url else new_stream_key(),
+        url=url,
+        input_type=request.input_type,
+        room_name=request.room_name,
+        participant_identity=request.participant_identity,
+        participant_name=request.participant_name,
+        participant_metadata=request.participant_metadata,
+        reusable=not is_url,
+        state=IngressState(),
+    )
+    if request.HasField("audio"):
+        info.audio.CopyFrom(request.audio)
+    if request.HasField("video"):
+        info.video.CopyFrom(request.video)
+    if request.HasField("enable_transcoding"):
+        info.enable_transcoding = request.enable_transcoding
+    if request.HasField("enabled"):
+        info.enabled = request.enabled
+    if is_url:
+        validate(info)
+    else:
+        validate_for_serialization(info)
+    apply_transcoding_default(info)
+    return info
 
 
 class IngressApi:
@@ -120,48 +158,21 @@ class IngressApi:
         # None until the URL puller exists: URL ingresses are then stored and stay INACTIVE.
         self.url_session_starter = url_session_starter
 
+    def push_base_url(self, input_type: int) -> str:
+        """The URL an ingress of this type gets (URL ingresses get their source); refuses unknown types."""
+        if input_type == IngressInput.RTMP_INPUT:
+            return self.rtmp_base_url
+        if input_type == IngressInput.WHIP_INPUT:
+            return self.whip_base_url
+        if input_type == IngressInput.URL_INPUT:
+            return ""
+        raise INVALID_INGRESS_TYPE
+
     async def create_ingress(self, request: CreateIngressRequest, grants: Grants | None) -> IngressInfo:
-        if request.input_type == IngressInput.RTMP_INPUT:
-            url = self.rtmp_base_url
-        elif request.input_type == IngressInput.WHIP_INPUT:
-            url = self.whip_base_url
-        elif request.input_type == IngressInput.URL_INPUT:
-            url = ""
-        else:
-            raise INVALID_INGRESS_TYPE
+        url = self.push_base_url(request.input_type)
         _require_admin(grants)
-        is_url = request.input_type == IngressInput.URL_INPUT
-        if is_url:
-            if not request.url:
-                raise invalid_ingress("missing URL parameter")
-            url = sanitize_pull_url(request.url)
-        # bypass_transcoding of the request is not copied, as in livekit-server: enable_transcoding decides.
-        info = IngressInfo(
-            ingress_id=new_ingress_id(),
-            name=request.name,
-            stream_key="" if is_url else new_stream_key(),
-            url=url,
-            input_type=request.input_type,
-            room_name=request.room_name,
-            participant_identity=request.participant_identity,
-            participant_name=request.participant_name,
-            participant_metadata=request.participant_metadata,
-            reusable=not is_url,
-            state=IngressState(),
-        )
-        if request.HasField("audio"):
-            info.audio.CopyFrom(request.audio)
-        if request.HasField("video"):
-            info.video.CopyFrom(request.video)
-        if request.HasField("enable_transcoding"):
-            info.enable_transcoding = request.enable_transcoding
-        if request.HasField("enabled"):
-            info.enabled = request.enabled
-        if is_url:
-            validate(info)
-        else:
-            validate_for_serialization(info)
-        apply_transcoding_default(info)
+        info = build_ingress_info(request, url)
+        is_url = info.input_type == IngressInput.URL_INPUT
         await self._store_new(info)
         if is_url and self.url_session_starter is not None:
             try:
@@ -197,7 +208,7 @@ class IngressApi:
                 await self.control.update_state(info.ingress_id, info.state)
             except IngressError as exc:
                 log.warning("could not reset the state of %s: %s", info.ingress_id, exc)
-        _apply_update(request, info)
+        apply_update(request, info)
         await asyncio.to_thread(self.store.update_info, info)
         if is_active_status(info.state.status) or self.sessions.is_active(info.ingress_id):
             # The live session ends; the encoder reconnects and picks the new settings up.

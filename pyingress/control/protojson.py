@@ -234,6 +234,14 @@ def to_json(message: Message, *, proto_names: bool = True, emit_unpopulated: boo
     return _message(message, proto_names=proto_names, emit_unpopulated=emit_unpopulated)
 
 
+def _no_constants(name: str) -> Any:
+    # Python reads NaN/Infinity literals; JSON (and Go) does not.  protojson takes them as strings: "NaN".
+    raise ValueError(f"{name} is not JSON")
+
+
+_STRICT_JSON = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def parse_request(body: bytes, message: Message) -> None:
     """Read a Twirp JSON request the way the Go server does.
 
@@ -246,8 +254,8 @@ def parse_request(body: bytes, message: Message) -> None:
         raise JsonDecodeError("body is not UTF-8") from None
     start = len(text) - len(text.lstrip(" \t\r\n"))
     try:
-        value, end = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError as exc:
+        value, end = _STRICT_JSON.raw_decode(text, start)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise JsonDecodeError(str(exc)) from None
     if not isinstance(value, dict):
         raise JsonDecodeError("a request is a JSON object")

@@ -104,6 +104,12 @@ def test_create_list_update_delete_match_livekit_server(livekit_server: LivekitP
                 info.ingress_id, info.stream_key, info.url = "", "", info.url.split("://")[0]
             assert a == b
 
+    # Non-finite frame rates: JSON literals are malformed, protojson strings are accepted (and echoed back).
+    odd_rate = {"input_type": 0, "room_name": room + "-nan", "participant_identity": "p"}
+    for rate in ("NaN", "Infinity", "-Infinity"):
+        request = {**odd_rate, "video": {"options": {"frame_rate": rate}}}
+        _assert_same(*_both(livekit_server, pyingress, "CreateIngress", request))
+
     # Listing one room: the same items, in the same order of creation.
     theirs, ours = _both(livekit_server, pyingress, "ListIngress", {"room_name": room})
     assert theirs.status == ours.status == 200
@@ -214,6 +220,11 @@ def _invalid_requests(room: str) -> dict[str, tuple[str, Any, dict[str, Any]]]:
         "JSON array": ("CreateIngress", b"[]", {}),
         "JSON wrong field type": ("CreateIngress", {**rtmp, "name": 5}, {}),
         "JSON duplicate field": ("CreateIngress", b'{"name":"a","name":"b"}', {}),
+        "JSON NaN literal": (
+            "CreateIngress",
+            b'{"participant_identity":"p","video":{"options":{"frame_rate":NaN}}}',
+            {},
+        ),
         "empty body": ("CreateIngress", b"", {}),
         "malformed protobuf": ("CreateIngress", b"\xff\xff\xff", {"content_type": "application/protobuf"}),
         "wrong content type": ("CreateIngress", rtmp, {"content_type": "text/plain"}),
