@@ -27,6 +27,7 @@ from livekit.protocol.ingress import (
 from pyingress.control.auth import Grants
 from pyingress.control.errors import INGRESS_NON_REUSABLE, INVALID_INGRESS_TYPE, IngressError, invalid_ingress
 from pyingress.control.ids import new_ingress_id, new_stream_key
+from pyingress.control.protojson import go_quote
 from pyingress.control.state import (
     IngressControl,
     SessionRegistry,
@@ -47,7 +48,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _go_url_error(url: str, reason: str) -> IngressError:
-    return IngressError("invalid_argument", f'parse "{url}": {reason}')
+    return IngressError("invalid_argument", f"parse {go_quote(url)}: {reason}")
 
 
 def _check_port(url: str, netloc: str) -> None:
@@ -174,6 +175,13 @@ class IngressApi:
         info = build_ingress_info(request, url)
         is_url = info.input_type == IngressInput.URL_INPUT
         await self._store_new(info)
+        log.info(
+            "created ingress %s (%s) for room %r as %r",
+            info.ingress_id,
+            IngressInput.Name(info.input_type),
+            info.room_name,
+            info.participant_identity,
+        )
         if is_url and self.url_session_starter is not None:
             try:
                 await self.url_session_starter(info)
@@ -210,9 +218,11 @@ class IngressApi:
                 log.warning("could not reset the state of %s: %s", info.ingress_id, exc)
         apply_update(request, info)
         await asyncio.to_thread(self.store.update_info, info)
+        log.info("updated ingress %s", info.ingress_id)
         if is_active_status(info.state.status) or self.sessions.is_active(info.ingress_id):
             # The live session ends; the encoder reconnects and picks the new settings up.
-            await self.sessions.stop(info.ingress_id)
+            stopped = await self.sessions.stop(info.ingress_id)
+            log.info("ended %d active session(s) of %s to apply the update", stopped, info.ingress_id)
         return info
 
     async def list_ingress(self, request: ListIngressRequest, grants: Grants | None) -> ListIngressResponse:
@@ -229,5 +239,6 @@ class IngressApi:
         if is_active_status(info.state.status) or self.sessions.is_active(info.ingress_id):
             await self.sessions.stop(info.ingress_id)
         info = await asyncio.to_thread(self.store.delete, request.ingress_id)
+        log.info("deleted ingress %s", info.ingress_id)
         info.state.status = IngressState.Status.ENDPOINT_INACTIVE
         return info

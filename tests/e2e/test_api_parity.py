@@ -205,6 +205,12 @@ def _invalid_requests(room: str) -> dict[str, tuple[str, Any, dict[str, Any]]]:
         "URL input without url": ("CreateIngress", {**rtmp, "input_type": "URL_INPUT"}, {}),
         "URL input with ftp://": ("CreateIngress", {**rtmp, "input_type": "URL_INPUT", "url": "ftp://h/a.mp4"}, {}),
         "URL input unparsable": ("CreateIngress", {**rtmp, "input_type": "URL_INPUT", "url": "http://[::1"}, {}),
+        "URL input with a newline": (
+            "CreateIngress",
+            {**rtmp, "input_type": "URL_INPUT", "url": "http://h/a\nb.mp4"},
+            {},
+        ),
+        "URL input without scheme": ("CreateIngress", {**rtmp, "input_type": "URL_INPUT", "url": "://h/a.mp4"}, {}),
         "URL input bad port": ("CreateIngress", {**rtmp, "input_type": "URL_INPUT", "url": "http://h:x/a"}, {}),
         "URL input without room": (
             "CreateIngress",
