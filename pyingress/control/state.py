@@ -104,20 +104,26 @@ async def admit_session(
     *,
     stream_key: str,
     input_type: int,
-    resource_id: str,
+    resource_id: str = "",
+    state: IngressState | None = None,
     accept: Callable[[IngressInfo], None] | None = None,
 ) -> IngressInfo:
     """Start-of-session admission for a push input (RTMP/WHIP), as livekit/ingress does it (ingress.md §1.3).
 
-    Looks the stream key up (unknown → not_found, nothing stored), marks the ingress BUFFERING with a new
-    ``started_at`` and ``resource_id``, then refuses a disabled ingress ("session is disabled"), an invalid one
-    (``validate``), one whose type does not match the endpoint ("invalid ingress type"), or one ``accept`` refuses
-    (CPU admission).  A refusal after the lookup is stored as ERROR with the message; success is stored as
-    BUFFERING.  Returns the IngressInfo carrying the new state.
+    Looks the stream key up (unknown → not_found, nothing stored), marks the ingress BUFFERING, then refuses a
+    disabled ingress ("session is disabled"), an invalid one (``validate``), one whose type does not match the
+    endpoint ("invalid ingress type"), or one ``accept`` refuses (CPU admission: raise IngressError).  A refusal
+    after the lookup is stored as ERROR with its message; success is stored as BUFFERING.  Returns the IngressInfo
+    carrying the stored state.
+
+    ``state`` is the session's own BUFFERING state (e.g. ``SessionState.snapshot()``), so that admission and the
+    session's later reports share one ``started_at``; without it a new one is made from ``resource_id``.
     """
     info = await control.get_ingress_info(stream_key=stream_key)
-    state = IngressState(status=IngressState.Status.ENDPOINT_BUFFERING, started_at=now_ns(), resource_id=resource_id)
+    if state is None:
+        state = IngressState(started_at=now_ns(), resource_id=resource_id)
     info.state.CopyFrom(state)
+    info.state.status = IngressState.Status.ENDPOINT_BUFFERING
     error: IngressError | None = None
     try:
         if info.HasField("enabled") and not info.enabled:
@@ -131,7 +137,8 @@ async def admit_session(
         error = exc
         info.state.status = IngressState.Status.ENDPOINT_ERROR
         info.state.error = exc.message
-    info.state.updated_at = now_ns()
+        info.state.ended_at = now_ns()
+    info.state.updated_at = max(now_ns(), info.state.updated_at + 1)
     try:
         await control.update_state(info.ingress_id, info.state)
     except IngressError as exc:

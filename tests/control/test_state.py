@@ -11,6 +11,7 @@ from pyingress.control.ids import new_ingress_id, new_resource_id, new_stream_ke
 from pyingress.control.state import SessionRegistry, StandaloneControl, admit_session
 from pyingress.control.store import IngressStore
 from pyingress.control.webhooks import DeliveryPolicy, WebhookNotifier
+from pyingress.session_state import SessionState
 from tests.control.webhook_receiver import WebhookSink
 from tests.harness.ports import free_port
 
@@ -77,6 +78,21 @@ async def test_admission_by_stream_key(store: IngressStore) -> None:
 
     with pytest.raises(IngressError, match="server capacity exceeded"):
         await admit_session(control, stream_key=full.stream_key, input_type=0, resource_id="RT_x", accept=refuse)
+    assert store.load(full.ingress_id).state.ended_at > 0
+
+
+async def test_admission_shares_the_sessions_started_at(store: IngressStore) -> None:
+    """A session that made its state first (SessionState) passes it in: its later reports are not 'older'."""
+    control = StandaloneControl(store)
+    info = _stored(store)
+    session = SessionState(info, "RT_shared000001", control)
+    admitted = await admit_session(
+        control, stream_key=info.stream_key, input_type=IngressInput.RTMP_INPUT, state=session.snapshot()
+    )
+    assert admitted.state.started_at == session.state.started_at
+    assert admitted.state.resource_id == "RT_shared000001"
+    await session.publishing(room_id="RM_x")
+    assert store.load(info.ingress_id).state.status == S.ENDPOINT_PUBLISHING
 
 
 async def test_state_reports_send_webhooks_on_status_changes(store: IngressStore) -> None:
