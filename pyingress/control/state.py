@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState
+from livekit.protocol.ingress import IngressInfo, IngressState
 
 from pyingress.control.errors import INGRESS_DISABLED, INGRESS_NOT_FOUND, INVALID_INGRESS_TYPE, IngressError
 from pyingress.control.store import IngressStore
@@ -187,7 +187,6 @@ def is_active_status(status: int) -> bool:
 
 __all__ = [
     "IngressControl",
-    "IngressInput",
     "SessionRegistry",
     "StandaloneControl",
     "StopSession",
