@@ -4,8 +4,6 @@ Codes are Twirp's (protocol.md §1.6); psrpc and HTTP mappings derive from them 
 the psrpc worker and the WHIP endpoint all say the same thing for the same failure.
 """
 
-from dataclasses import dataclass
-
 # Twirp error code -> HTTP status (Twirp Go v8.1.3, as pinned by livekit/protocol).
 TWIRP_HTTP_STATUS = {
     "canceled": 408,
@@ -43,12 +41,16 @@ PSRPC_TO_TWIRP = {
 PSRPC_HTTP_STATUS = {**TWIRP_HTTP_STATUS, "not_acceptable": 406, "malformed_request": 400, "data_loss": 500}
 
 
-@dataclass(frozen=True)
 class IngressError(Exception):
     """A refusal with LiveKit's code (Twirp/psrpc name) and LiveKit's exact message."""
 
-    code: str
-    message: str
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"IngressError({self.code!r}, {self.message!r})"
 
     def __str__(self) -> str:
         return self.message

@@ -68,11 +68,7 @@ def _joined(info_blob: bytes, state_blob: bytes) -> IngressInfo:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``/``ROLLBACK`` under the store's lock.
-
-    A class rather than ``@contextmanager``: the generator form assigns ``__traceback__`` to the exception passing
-    through, which a frozen-dataclass IngressError refuses.
-    """
+    """``BEGIN IMMEDIATE`` … ``COMMIT``/``ROLLBACK`` under the store's lock."""
 
     def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
         self._db = db
