@@ -111,7 +111,7 @@ class PublisherOptions:
     publish_timeout: float = 60.0  # track watchdog: published within this, else retryable failure
     media_timeout: float = 60.0  # media watchdog: nothing written for this long → "source encoder not ready"
     max_rejoins: int = 3
-    rejoin_backoff: float = 0.5  # seconds × attempt number
+    rejoin_backoff: float = 1.0  # seconds before the first rejoin, doubling: 1, 2, 4 s cover a server restart
     dynacast: bool = True
     # ICE: None = automatic.  A loopback ws_url gets host candidate 127.0.0.1 only and no STUN/TURN (they cannot
     # help there and would delay gathering); otherwise aioice's interfaces and the servers from the join.
@@ -449,7 +449,7 @@ class RoomPublisher:
                 return None
             if attempt:
                 self._emit(Reconnecting(why, "rejoin", attempt))
-                await asyncio.sleep(self.options.rejoin_backoff * attempt)
+                await asyncio.sleep(self.options.rejoin_backoff * 2 ** (attempt - 1))
             try:
                 join = await self._join_once()
             except _JoinRefused:

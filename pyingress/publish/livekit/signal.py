@@ -211,7 +211,7 @@ def _candidate(trickle: rtc.TrickleRequest) -> IceCandidate:
     # candidateInit is a JSON string of an RTCIceCandidateInit (protocol.md §5.2).
     try:
         init = json.loads(trickle.candidateInit) if trickle.candidateInit else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise SignalProtocolError(f"trickle candidate is not JSON: {exc}") from None
     if not isinstance(init, dict):
         raise SignalProtocolError("trickle candidate is not a JSON object")

@@ -1,0 +1,66 @@
+"""Pacing against the session clock: on-time frames wait for their time, late ones drop to the next keyframe."""
+
+from pyingress.publish.pacing import Action, FramePacer
+
+VIDEO = ("video", 2)
+
+
+def test_first_frame_anchors_the_clock_and_later_frames_wait_for_their_time() -> None:
+    pacer = FramePacer()
+    assert pacer.decide(VIDEO, 10.0, True, now=500.0).delay == 0.0
+    decision = pacer.decide(VIDEO, 10.04, False, now=500.01)
+    assert decision.action is Action.SEND and abs(decision.delay - 0.03) < 1e-9
+    # audio shares the clock: its frame at media 10.02 is due at wall 500.02
+    audio = pacer.decide("audio", 10.02, True, now=500.0)
+    assert abs(audio.delay - 0.02) < 1e-9
+
+
+def test_a_late_video_frame_is_dropped_and_the_layer_waits_for_a_keyframe() -> None:
+    pacer = FramePacer(max_late=0.1)
+    pacer.decide(VIDEO, 0.0, True, now=0.0)
+    assert pacer.decide(VIDEO, 0.1, False, now=0.19).action is Action.SEND  # 90 ms late: still sent
+    late = pacer.decide(VIDEO, 0.2, False, now=0.31)
+    assert late.action is Action.DROP and late.late and late.request_keyframe
+    following = pacer.decide(VIDEO, 0.3, False, now=0.31)  # on time, but a delta after a gap
+    assert following.action is Action.DROP and not following.late and not following.request_keyframe
+    assert pacer.decide(VIDEO, 0.4, True, now=0.41).action is Action.SEND
+    assert pacer.decide(VIDEO, 0.5, False, now=0.5).action is Action.SEND
+    assert (pacer.stats.dropped_late, pacer.stats.dropped_waiting_keyframe, pacer.stats.sent) == (1, 1, 4)
+
+
+def test_late_audio_is_dropped_alone() -> None:
+    pacer = FramePacer()
+    pacer.decide("audio", 0.0, True, now=0.0)
+    assert pacer.decide("audio", 0.02, True, now=0.2).action is Action.DROP
+    assert pacer.decide("audio", 0.2, True, now=0.2).action is Action.SEND
+
+
+def test_layers_are_gated_independently() -> None:
+    pacer = FramePacer()
+    pacer.decide(("video", 0), 0.0, True, now=0.0)
+    pacer.wait_for_keyframe(("video", 1))
+    assert pacer.decide(("video", 1), 0.033, False, now=0.033).action is Action.DROP
+    assert pacer.decide(("video", 0), 0.033, False, now=0.033).action is Action.SEND
+
+
+def test_a_stalled_source_reanchors_the_clock_instead_of_dropping_forever() -> None:
+    pacer = FramePacer(max_late=0.1, resync_after=0.5)
+    pacer.decide(VIDEO, 0.0, True, now=0.0)
+    # the source stalls for 2 s, then delivers in real time again, 2 s behind
+    for i in range(20):
+        decision = pacer.decide(VIDEO, 0.033 * (i + 1), i % 10 == 9, now=2.0 + 0.033 * i)
+        if decision.action is Action.SEND:
+            break
+    assert decision.action is Action.SEND and decision.resynced
+    assert i == 19  # the first keyframe after resync_after of dropping
+    assert pacer.stats.resyncs == 1
+    # from now on the same source is on time
+    assert pacer.decide(VIDEO, 0.033 * 21, False, now=2.0 + 0.033 * 20).action is Action.SEND
+
+
+def test_a_timestamp_jump_forward_reanchors() -> None:
+    pacer = FramePacer(max_lead=5.0)
+    pacer.decide("audio", 0.0, True, now=0.0)
+    assert pacer.decide("audio", 1.0, True, now=0.02).delay > 0.9  # a burst ahead waits
+    jumped = pacer.decide("audio", 3600.0, True, now=0.04)
+    assert jumped.action is Action.SEND and jumped.delay == 0.0 and jumped.resynced

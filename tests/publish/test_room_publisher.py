@@ -1,0 +1,424 @@
+"""The room publisher against a real livekit-server v1.13.5 (dev mode), seen by a `livekit` rtc SDK subscriber.
+
+What a viewer checks: an INGRESS participant with the ingress's identity, name, metadata and attributes; one
+simulcast video track whose layers are exactly the published ones (asking HIGH/MEDIUM/LOW yields those sizes);
+one Opus track decoding at 48 kHz with the right channels.  Then how it ends: duplicate identity, room deleted,
+refused token, watchdogs, a dropped websocket (resume) and a killed server (rejoin).
+"""
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from livekit import api, rtc
+from livekit.protocol.ingress import IngressVideoEncodingPreset
+from livekit.protocol.models import VideoQuality
+from livekit.rtc._proto.track_pb2 import AudioTrackFeature
+
+from pyingress.control.errors import ROOM_DISCONNECTED, ROOM_DISCONNECTED_UNEXPECTEDLY, SOURCE_NOT_READY
+from pyingress.media.presets import LayerSpec, video_preset
+from pyingress.publish.livekit.token import ingress_join_token
+from pyingress.publish.room_publisher import (
+    AudioTrackPlan,
+    Disconnected,
+    Published,
+    PublisherEvent,
+    PublisherOptions,
+    Reconnecting,
+    RoomPublisher,
+    VideoTrackPlan,
+)
+from pyingress.room_server import RoomServerOptions, find_livekit_server
+from tests.harness.livekit_peer import API_KEY, API_SECRET, LivekitPeer
+from tests.harness.ports import free_port, free_udp_port
+from tests.harness.processes import tcp_open
+from tests.harness.subscriber import RoomSubscriber
+from tests.publish.clips import Clip, feed, make_clip
+
+LOW, MEDIUM, HIGH = VideoQuality.LOW, VideoQuality.MEDIUM, VideoQuality.HIGH
+TF_STEREO = AudioTrackFeature.TF_STEREO  # the rtc SDK does not re-export its track feature enum
+DEFAULT_LAYERS = video_preset(IngressVideoEncodingPreset.H264_720P_30FPS_3_LAYERS).layers
+VP8_LAYERS = (LayerSpec(HIGH, 640, 360, 600_000), LayerSpec(LOW, 320, 180, 150_000))
+
+
+@functools.cache
+def h264_clip() -> Clip:
+    return make_clip("h264", [(layer.quality, layer.width, layer.height) for layer in DEFAULT_LAYERS], 2.0, 2)
+
+
+@functools.cache
+def vp8_clip() -> Clip:
+    return make_clip("vp8", [(layer.quality, layer.width, layer.height) for layer in VP8_LAYERS], 2.0, 1)
+
+
+@dataclass
+class Publishing:
+    publisher: RoomPublisher
+    keyframe_requests: list[int] = field(default_factory=list)
+    layer_changes: list[frozenset[int]] = field(default_factory=list)
+    events: list[PublisherEvent] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def publishing(
+    ws_url: str,
+    room: str,
+    identity: str,
+    clip: Clip | None,
+    *,
+    video: VideoTrackPlan | None = None,
+    audio: AudioTrackPlan | None = None,
+    name: str = "",
+    metadata: str = "",
+    options: PublisherOptions | None = None,
+    token: str | None = None,
+) -> AsyncIterator[Publishing]:
+    token = token or ingress_join_token(
+        API_KEY, API_SECRET, room_name=room, identity=identity, name=name, metadata=metadata, ingress_id="IN_test"
+    )
+    requests: list[int] = []
+    changes: list[frozenset[int]] = []
+    events: list[PublisherEvent] = []
+    publisher = RoomPublisher(
+        ws_url,
+        token,
+        resource_id="RT_test",
+        video=video,
+        audio=audio,
+        options=options,
+        on_keyframe_request=requests.append,
+        on_layers_changed=changes.append,
+        on_event=events.append,
+    )
+    session = Publishing(publisher, requests, changes, events)
+    await publisher.start()
+    feeder = asyncio.create_task(feed(session.publisher.write, clip, 120.0)) if clip else None
+    try:
+        yield session
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+        await session.publisher.close()
+
+
+async def wait_for(condition: object, timeout: float, what: str) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+    assert condition(), what  # type: ignore[operator]
+
+
+def _channels(frames: list[rtc.AudioFrame]) -> np.ndarray:
+    samples = np.concatenate([np.frombuffer(f.data, dtype=np.int16).reshape(-1, f.num_channels) for f in frames])
+    return samples.astype(np.float64)
+
+
+async def test_h264_simulcast_and_stereo_opus_reach_a_subscriber(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-h264", "ingress-h264"
+    async with (
+        publishing(
+            livekit_server.ws_url,
+            room,
+            identity,
+            h264_clip(),
+            video=VideoTrackPlan("h264", DEFAULT_LAYERS, name="camera"),
+            audio=AudioTrackPlan(channels=2, name="mic"),
+            name="Studio Camera",
+            metadata='{"desk": 3}',
+        ) as session,
+        RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-h264", room)) as viewer,
+    ):
+        assert isinstance(session.events[0], Published) and session.events[0].room_name == room
+        session.keyframe_requests.clear()
+        report = await viewer.wait_tracks(identity)
+        assert report.kind == rtc.ParticipantKind.PARTICIPANT_KIND_INGRESS
+        assert (report.identity, report.name, report.metadata) == (identity, "Studio Camera", '{"desk": 3}')
+        assert report.attributes == {"ingress.ingressID": "IN_test", "ingress.resourceID": "RT_test"}
+        [video] = report.tracks_of("video")
+        [audio] = report.tracks_of("audio")
+        assert (video.mime_type.lower(), video.simulcasted, video.width, video.height) == (
+            "video/h264",
+            True,
+            1280,
+            720,
+        )
+        assert (video.name, video.source) == ("camera", rtc.TrackSource.SOURCE_CAMERA)
+        assert (audio.mime_type.lower(), audio.name, audio.source) == (
+            "audio/opus",
+            "mic",
+            rtc.TrackSource.SOURCE_MICROPHONE,
+        )
+
+        for quality, size in ((HIGH, (1280, 720)), (MEDIUM, (640, 360)), (LOW, (320, 180))):
+            sizes = await viewer.video_sizes(identity, quality, frames=15, settle=1.0)
+            assert set(sizes) == {size}, f"{VideoQuality.Name(quality)}: {sizes}"
+        # the SFU asked the layers it switched to for keyframes (PLI on that layer's SSRC)
+        assert set(session.keyframe_requests) & {MEDIUM, LOW}
+
+        frames = await viewer.audio_frames(identity, frames=30, channels=2)
+        assert {(f.sample_rate, f.num_channels) for f in frames} == {(48_000, 2)}
+        left, right = _channels(frames[-15:]).T
+        assert left.std() > 1000 and right.std() > 1000
+        assert np.abs(left - right).mean() > 1000, "two different channels: the receiver decodes stereo"
+        publication = next(
+            p
+            for p in viewer.room.remote_participants[identity].track_publications.values()
+            if p.kind == rtc.TrackKind.KIND_AUDIO
+        )
+        assert TF_STEREO in publication.audio_features
+
+        stats = session.publisher.stats
+        assert stats.frames_sent > 200
+        assert stats.dropped_late <= stats.frames_sent // 20
+
+
+async def test_vp8_two_layers_and_mono_audio(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-vp8", "ingress-vp8"
+    async with (
+        publishing(
+            livekit_server.ws_url,
+            room,
+            identity,
+            vp8_clip(),
+            video=VideoTrackPlan("vp8", VP8_LAYERS),
+            audio=AudioTrackPlan(channels=1, bitrate=64_000),
+        ),
+        RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-vp8", room)) as viewer,
+    ):
+        report = await viewer.wait_tracks(identity)
+        [video] = report.tracks_of("video")
+        assert (video.mime_type.lower(), video.simulcasted, video.width, video.height) == ("video/vp8", True, 640, 360)
+        assert set(await viewer.video_sizes(identity, HIGH, frames=15, settle=1.0)) == {(640, 360)}
+        assert set(await viewer.video_sizes(identity, LOW, frames=15, settle=1.0)) == {(320, 180)}
+
+        frames = await viewer.audio_frames(identity, frames=30, channels=2)
+        assert {f.sample_rate for f in frames} == {48_000}
+        left, right = _channels(frames[-15:]).T
+        assert left.std() > 1000 and np.abs(left - right).max() < 64, "mono: the same signal on both sides"
+        publication = next(
+            p
+            for p in viewer.room.remote_participants[identity].track_publications.values()
+            if p.kind == rtc.TrackKind.KIND_AUDIO
+        )
+        assert TF_STEREO not in publication.audio_features
+
+
+async def test_dynacast_pauses_unwatched_layers_and_resumes_them_with_a_keyframe(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-dynacast", "ingress-dynacast"
+    async with (
+        publishing(
+            livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
+        ) as session,
+        RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-dynacast", room)) as viewer,
+    ):
+        assert set(await viewer.video_sizes(identity, LOW, frames=10, settle=0.5)) == {(320, 180)}
+        await wait_for(lambda: frozenset({LOW}) in session.layer_changes, 20, "only LOW stays active")
+        assert session.publisher.active_qualities == frozenset({LOW})
+        paused = session.publisher.stats.dropped_paused
+        await asyncio.sleep(0.5)
+        assert session.publisher.stats.dropped_paused > paused  # MEDIUM/HIGH frames no longer sent
+
+        session.keyframe_requests.clear()
+        sizes = await viewer.video_sizes(identity, HIGH, frames=60, settle=0.5, timeout=30)
+        assert (1280, 720) in sizes
+        assert session.layer_changes[-1] == frozenset({LOW, MEDIUM, HIGH})
+        assert HIGH in session.keyframe_requests  # resumed on an IDR
+
+
+async def test_duplicate_identity_ends_with_room_disconnected(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-duplicate", "ingress-duplicate"
+    async with publishing(
+        livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
+    ) as session:
+        usurper = rtc.Room()
+        await usurper.connect(livekit_server.ws_url, livekit_server.token(identity, room))
+        try:
+            async with asyncio.timeout(15):
+                assert await session.publisher.wait_closed() is ROOM_DISCONNECTED
+        finally:
+            await usurper.disconnect()
+        last = session.events[-1]
+        assert isinstance(last, Disconnected) and last.error is ROOM_DISCONNECTED
+        assert "DUPLICATE_IDENTITY" in last.reason
+
+
+async def test_deleted_room_ends_with_room_disconnected(livekit_server: LivekitPeer) -> None:
+    room = "publish-deleted"
+    async with publishing(
+        livekit_server.ws_url, room, "ingress-deleted", h264_clip(), audio=AudioTrackPlan()
+    ) as session:
+        lk = livekit_server.api()
+        try:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        finally:
+            await lk.aclose()
+        async with asyncio.timeout(15):
+            assert await session.publisher.wait_closed() is ROOM_DISCONNECTED
+
+
+async def test_refused_token_fails_at_once(livekit_server: LivekitPeer) -> None:
+    token = ingress_join_token(API_KEY, "not-the-secret", room_name="r", identity="i", ingress_id="IN_x")
+    publisher = RoomPublisher(livekit_server.ws_url, token, audio=AudioTrackPlan())
+    async with asyncio.timeout(10):
+        try:
+            await publisher.start()
+        except Exception as exc:
+            assert exc is ROOM_DISCONNECTED
+        else:
+            raise AssertionError("a join with a bad signature was accepted")
+
+
+async def test_no_media_for_the_watchdog_period_is_source_not_ready(livekit_server: LivekitPeer) -> None:
+    options = PublisherOptions(media_timeout=1.0)
+    async with publishing(
+        livekit_server.ws_url, "publish-idle", "ingress-idle", None, audio=AudioTrackPlan(), options=options
+    ) as session:
+        async with asyncio.timeout(5):
+            assert await session.publisher.wait_closed() is SOURCE_NOT_READY
+
+
+async def test_tracks_not_published_in_time_is_a_retryable_failure() -> None:
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
+    port = silent.sockets[0].getsockname()[1]
+    token = ingress_join_token(API_KEY, API_SECRET, room_name="r", identity="i", ingress_id="IN_x")
+    options = PublisherOptions(publish_timeout=1.5, join_timeout=0.5)
+    publisher = RoomPublisher(f"ws://127.0.0.1:{port}", token, audio=AudioTrackPlan(), options=options)
+    try:
+        async with asyncio.timeout(10):
+            try:
+                await publisher.start()
+            except Exception as exc:
+                assert exc is ROOM_DISCONNECTED_UNEXPECTEDLY
+            else:
+                raise AssertionError("published against a server that never answers")
+    finally:
+        silent.close()
+
+
+class CuttableProxy:
+    """A TCP relay for the signal websocket that can drop every open connection, as a flaky network would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> "CuttableProxy":
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [client_writer, server_writer]
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+    def cut(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_dropped_websocket_resumes_the_same_participant(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-resume", "ingress-resume"
+    proxy = await CuttableProxy(int(livekit_server.ws_url.rsplit(":", 1)[1])).start()
+    try:
+        async with publishing(
+            f"ws://127.0.0.1:{proxy.port}", room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
+        ) as session:
+            participant = session.publisher.participant_sid
+            proxy.cut()
+            await wait_for(lambda: session.publisher.stats.resumes == 1, 15, "the signal connection resumed")
+            assert [e.how for e in session.events if isinstance(e, Reconnecting)] == ["resume"]
+            assert session.publisher.participant_sid == participant and session.publisher.stats.rejoins == 0
+            async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-resume", room)) as viewer:
+                assert (1280, 720) in await viewer.video_sizes(identity, HIGH, frames=30, settle=0.5)
+    finally:
+        proxy.close()
+
+
+class KillableLivekit:
+    """A livekit-server of this test's own, which it can kill -9 and start again on the same ports."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.options = RoomServerOptions(
+            port=free_port(),
+            rtc_tcp_port=free_port(),
+            rtc_udp_port=free_udp_port(),
+            api_key=API_KEY,
+            api_secret=API_SECRET,
+        )
+        self.config = workdir / "livekit.yaml"
+        self.config.write_text(self.options.yaml())
+        self.log = workdir / "livekit.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [find_livekit_server(), "--dev", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        async with asyncio.timeout(30):
+            while not tcp_open(self.options.port):
+                assert self.process.poll() is None, self.log.read_text()[-2000:]
+                await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+async def test_killed_server_is_rejoined_when_it_comes_back(tmp_path: Path) -> None:
+    server = KillableLivekit(tmp_path)
+    await server.start()
+    room, identity = "publish-restart", "ingress-restart"
+    try:
+        async with publishing(
+            server.options.ws_url,
+            room,
+            identity,
+            vp8_clip(),
+            video=VideoTrackPlan("vp8", VP8_LAYERS),
+            audio=AudioTrackPlan(channels=1),
+        ) as session:
+            first = session.publisher.participant_sid
+            server.kill()
+            await wait_for(lambda: any(isinstance(e, Reconnecting) for e in session.events), 10, "trouble noticed")
+            await server.start()
+            await wait_for(lambda: session.publisher.stats.rejoins == 1, 20, "rejoined the restarted server")
+            assert session.publisher.participant_sid != first
+            assert isinstance(session.events[-1], Published)
+            token = (
+                api.AccessToken(API_KEY, API_SECRET)
+                .with_identity("viewer-restart")
+                .with_grants(api.VideoGrants(room_join=True, room=room))
+                .to_jwt()
+            )
+            async with RoomSubscriber(server.options.ws_url, token) as viewer:
+                # the viewer may start on LOW while the rejoined HIGH layer's first keyframe is on its way
+                assert (640, 360) in await viewer.video_sizes(identity, HIGH, frames=30, settle=0.5)
+    finally:
+        server.kill()
