@@ -6,6 +6,7 @@ import io
 import os
 import ssl
 from dataclasses import dataclass
+from typing import cast
 
 import av
 import numpy as np
@@ -128,7 +129,7 @@ def encode_clip(
     configuration records and length-prefixed NAL units (or AV1 OBUs) that Enhanced RTMP carries."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as output:
-        stream = output.add_stream(encoder, rate=fps, options=options or {})
+        stream = cast(av.VideoStream, output.add_stream(encoder, rate=fps, options=options or {}))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
         for i in range(frames):
@@ -142,7 +143,7 @@ def encode_clip(
         for packet in stream.encode(None):
             output.mux(packet)
     buffer.seek(0)
-    with av.open(buffer) as source:
+    with av.open(buffer, "r") as source:
         video = source.streams.video[0]
         config = video.codec_context.extradata
         time_base = video.time_base

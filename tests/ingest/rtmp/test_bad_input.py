@@ -155,7 +155,9 @@ async def run_ffmpeg(pattern: TestPattern, url: str) -> tuple[int, str]:
 # -- refused publishes ------------------------------------------------------------------------------------------
 
 
-async def test_unknown_stream_key_is_refused_with_livekit_text(ingest: Ingest, caplog: pytest.LogCaptureFixture):
+async def test_unknown_stream_key_is_refused_with_livekit_text(
+    ingest: Ingest, caplog: pytest.LogCaptureFixture
+) -> None:
     pattern = TestPattern(width=320, height=240, fps=10, duration=2, realtime=False)
     code, output = await run_ffmpeg(pattern, f"rtmp://127.0.0.1:{ingest.port}/live/WRONGKEY")
     assert code != 0
