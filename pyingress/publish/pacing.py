@@ -8,6 +8,11 @@ clock (100 ms, issue 6) is dropped and counted; a video stream that dropped a fr
 ``resync_after`` seconds, the source is behind as a whole (a stall, not jitter) and the clock is re-anchored on
 the next frame that can be sent, adding that latency once instead of dropping forever.  A frame due more than
 ``max_lead`` ahead means the timestamps jumped: the clock is re-anchored too.
+
+The anchor is the first frame's arrival, so if that frame came late relative to the ones after it (encoder start,
+a GOP burst from the source), every later frame would wait that much: a standing delay.  When no frame in a
+``trim_window`` went out less than ``trim_threshold`` early, the clock is moved earlier by at most ``max_trim``
+per window (≤ 5 % faster than real time with the defaults), so the delay drains without a burst.
 """
 
 from collections.abc import Hashable
@@ -41,6 +46,7 @@ class PacerStats:
     dropped_late: int = 0
     dropped_waiting_keyframe: int = 0
     resyncs: int = 0
+    trimmed: float = 0.0  # seconds of standing delay removed
 
 
 @dataclass
@@ -70,9 +76,14 @@ class FramePacer:
     max_late: float = 0.1
     resync_after: float = 0.5
     max_lead: float = 5.0
+    trim_window: float = 2.0
+    trim_threshold: float = 0.02
+    max_trim: float = 0.1
     clock: SessionClock = field(default_factory=SessionClock)
     stats: PacerStats = field(default_factory=PacerStats)
     _streams: dict[Hashable, StreamState] = field(default_factory=dict)
+    _window_start: float | None = None
+    _window_min_lead: float = float("inf")
 
     def stream(self, key: Hashable) -> StreamState:
         state = self._streams.get(key)
@@ -90,6 +101,7 @@ class FramePacer:
         resynced = False
         if not self.clock.anchored:
             self.clock.anchor(media_time, now)
+            self._window_start = now
         lateness = now - self.clock.due(media_time)
         if lateness < -self.max_lead:
             self.clock.anchor(media_time, now)
@@ -114,4 +126,19 @@ class FramePacer:
         state.late_since = None
         state.waiting_for_keyframe = False
         self.stats.sent += 1
-        return Decision(Action.SEND, delay=max(0.0, -lateness), resynced=resynced)
+        delay = max(0.0, -lateness)
+        self._trim(delay, now, reset=resynced)
+        return Decision(Action.SEND, delay=delay, resynced=resynced)
+
+    def _trim(self, lead: float, now: float, reset: bool) -> None:
+        if reset or self._window_start is None:
+            self._window_start, self._window_min_lead = now, float("inf")
+            return
+        self._window_min_lead = min(self._window_min_lead, lead)
+        if now - self._window_start < self.trim_window:
+            return
+        if self._window_min_lead > self.trim_threshold:
+            shift = min(self._window_min_lead - self.trim_threshold / 2, self.max_trim)
+            self.clock.origin_wall -= shift
+            self.stats.trimmed += shift
+        self._window_start, self._window_min_lead = now, float("inf")

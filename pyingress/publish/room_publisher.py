@@ -191,6 +191,11 @@ class _Join:
         await self.peer.close()
 
 
+def _fresh(error: IngressError) -> IngressError:
+    """A new instance of one of LiveKit's fixed errors (code and message), so no two sessions share a traceback."""
+    return IngressError(error.code, error.message)
+
+
 class _JoinRefused(Exception):
     """The server refused the join in a way retrying cannot fix (bad token, no permission)."""
 
@@ -273,11 +278,13 @@ class RoomPublisher:
         except TimeoutError:
             join = None
         except _JoinRefused as exc:
-            await self._finish(ROOM_DISCONNECTED, str(exc))
-            raise ROOM_DISCONNECTED from exc
+            error = _fresh(ROOM_DISCONNECTED)
+            await self._finish(error, str(exc))
+            raise error from exc
         if join is None:
-            await self._finish(ROOM_DISCONNECTED_UNEXPECTEDLY, "tracks not published in time")
-            raise ROOM_DISCONNECTED_UNEXPECTEDLY
+            error = _fresh(ROOM_DISCONNECTED_UNEXPECTEDLY)
+            await self._finish(error, "tracks not published in time")
+            raise error
         self._tasks += [
             asyncio.create_task(self._supervise(), name="room-publisher-supervisor"),
             asyncio.create_task(self._media_watchdog(), name="room-publisher-media-watchdog"),
@@ -594,7 +601,7 @@ class RoomPublisher:
         while True:
             await asyncio.sleep(self.options.media_timeout)
             if self.stats.bytes_written == self._last_bytes_checked:
-                self._watchdog_finish = asyncio.create_task(self._finish(SOURCE_NOT_READY, "no media written"))
+                self._watchdog_finish = asyncio.create_task(self._finish(_fresh(SOURCE_NOT_READY), "no media written"))
                 return
             self._last_bytes_checked = self.stats.bytes_written
 
@@ -618,7 +625,7 @@ class RoomPublisher:
                 and left.action == rtc.LeaveRequest.Action.DISCONNECT
                 and left.reason in FINAL_LEAVE_REASONS
             ):
-                await self._finish(ROOM_DISCONNECTED, reason)
+                await self._finish(_fresh(ROOM_DISCONNECTED), reason)
                 return
             logger.warning("room connection trouble: %s", reason)
             signal_only = signal is not None and (left is None or left.action == rtc.LeaveRequest.Action.RESUME)
@@ -630,10 +637,10 @@ class RoomPublisher:
             try:
                 replacement = await self._join_with_retries(reason)
             except _JoinRefused as exc:
-                await self._finish(ROOM_DISCONNECTED, str(exc))
+                await self._finish(_fresh(ROOM_DISCONNECTED), str(exc))
                 return
             if replacement is None:
-                await self._finish(ROOM_DISCONNECTED_UNEXPECTEDLY, f"rejoin failed after: {reason}")
+                await self._finish(_fresh(ROOM_DISCONNECTED_UNEXPECTEDLY), f"rejoin failed after: {reason}")
                 return
             self.stats.rejoins += 1
 

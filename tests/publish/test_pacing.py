@@ -64,3 +64,25 @@ def test_a_timestamp_jump_forward_reanchors() -> None:
     assert pacer.decide("audio", 1.0, True, now=0.02).delay > 0.9  # a burst ahead waits
     jumped = pacer.decide("audio", 3600.0, True, now=0.04)
     assert jumped.action is Action.SEND and jumped.delay == 0.0 and jumped.resynced
+
+
+def test_a_standing_delay_from_a_slow_first_frame_drains_gently() -> None:
+    pacer = FramePacer(trim_window=2.0, trim_threshold=0.02, max_trim=0.1)
+    pacer.decide("audio", 0.0, True, now=0.0)  # the first frame came 300 ms later than the source's pace
+    leads = []
+    for i in range(1, 600):  # 12 s of 20 ms frames, each arriving 300 ms before it is due
+        media = 0.02 * i
+        decision = pacer.decide("audio", media, True, now=media - 0.3)
+        assert decision.action is Action.SEND
+        leads.append(decision.delay)
+    assert leads[0] > 0.29
+    assert leads[-1] < 0.03  # the standing delay is gone ...
+    assert all(b - a <= 0.1 + 1e-9 for a, b in zip(leads[1:], leads, strict=False))  # ... ≤ 100 ms per 2 s window
+    assert 0.27 < pacer.stats.trimmed < 0.3
+
+
+def test_no_trim_while_frames_arrive_just_in_time() -> None:
+    pacer = FramePacer()
+    for i in range(300):
+        pacer.decide("audio", 0.02 * i, True, now=0.02 * i + (0.005 if i % 7 else 0.0))
+    assert pacer.stats.trimmed == 0.0
