@@ -11,7 +11,9 @@ session or reach the room, so every packet passes through its track's ``TrackTim
   the same jump a moment later, applies the same one (sync survives the jump);
 - a backward jump by almost exactly 2^31/2^32/2^33 ticks of the packet's time base is a *wraparound*: the offset
   grows by that period, with no correction needed;
-- small backward steps are pushed forward to keep DTS strictly increasing; PTS is kept ≥ DTS.
+- small backward steps of the DTS are pushed forward to keep it strictly increasing (containers without a
+  DTS, like Matroska, give FFmpeg's guesses); the PTS is never moved, it is what viewers see and what the
+  decoder reorders by.
 
 Source B-frames are legal here (PTS ≠ DTS order); the decoder reorders them and nothing leaves the pipeline with
 B-frames because every layer is re-encoded without them.  ``reordered`` counts what was seen.
@@ -106,11 +108,11 @@ class TrackTimeline:
             elif jump > 0:
                 self._step = min(jump, 200_000)
         self._last_raw_dts = raw_dts
+        out_pts = raw_dts + raw_composition + self._offset  # PTS is the truth a viewer sees: never moved
         out_dts = raw_dts + self._offset
         if not first and out_dts <= self._last_dts:
             self.counters.non_monotonic += 1
             out_dts = self._last_dts + 1
-        out_pts = max(out_dts + raw_composition, out_dts)
         if not first and out_pts < self._max_pts:
             self.counters.reordered += 1
         self._max_pts = out_pts if first else max(self._max_pts, out_pts)

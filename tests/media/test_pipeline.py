@@ -61,7 +61,7 @@ def test_a_corrupt_bitstream_ends_its_session_in_error_and_the_other_keeps_produ
     assert broken.failure is not None and broken.failure.startswith("video decoder (h264) failed: Invalid data")
     assert bad.error == broken.failure
     assert healthy.failure is None and healthy.of(PipelineEnded)
-    assert healthy.count(MEDIUM) == 180 and healthy.count(LOW) == 180
+    assert healthy.count(MEDIUM) >= 170 and healthy.count(LOW) >= 170  # see the crash test below
     failed_at = broken.time_of(PipelineFailed)
     assert sum(at > failed_at for at in healthy.arrivals[MEDIUM]) > 30  # it kept producing after the other died
     assert broken.count(MEDIUM) < 70  # nothing after the garbage started (2 s at 30 fps)
@@ -86,7 +86,8 @@ def test_a_crashing_worker_ends_only_its_session_with_a_clear_message(clips: Pat
         victim.close()
         good.close()
     assert crashed.failure == "media worker exited unexpectedly (killed by SIGSEGV)"
-    assert healthy.failure is None and healthy.count(MEDIUM) == 180
+    # A loaded machine may skip a few stale frames (the live time bound); it must never stop or fail.
+    assert healthy.failure is None and healthy.of(PipelineEnded) and healthy.count(MEDIUM) >= 170
 
 
 def test_the_thread_pipeline_reports_a_broken_stream_the_same_way(clips: Path) -> None:
