@@ -20,10 +20,9 @@ aiortc extended with rid simulcast (``webrtc/``):
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import cast
 
 from aiortc import RTCIceServer
 from livekit.protocol import models, rtc
@@ -35,13 +34,35 @@ from pyingress.control.errors import (
     IngressError,
 )
 from pyingress.media.packets import OutputFrame
-from pyingress.media.presets import AudioEncoding, LayerSpec, VideoEncoding
 from pyingress.publish.livekit import signal as sig
 from pyingress.publish.livekit.token import RESOURCE_ID_ATTRIBUTE
 from pyingress.publish.pacing import Action, FramePacer
+from pyingress.publish.publication import (
+    AudioTrackPlan,
+    Disconnected,
+    Published,
+    PublisherEvent,
+    PublisherOptions,
+    PublisherStats,
+    Reconnecting,
+    VideoTrackPlan,
+    add_track_requests,
+)
 from pyingress.publish.webrtc.ice import LOOPBACK_ADDRESSES, is_loopback_url
 from pyingress.publish.webrtc.peer import PublisherPeer
 from pyingress.publish.webrtc.simulcast import assign_rids
+
+__all__ = [
+    "AudioTrackPlan",
+    "Disconnected",
+    "Published",
+    "PublisherEvent",
+    "PublisherOptions",
+    "PublisherStats",
+    "Reconnecting",
+    "RoomPublisher",
+    "VideoTrackPlan",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,112 +80,6 @@ FINAL_LEAVE_REASONS = frozenset(
 # by the pacer, in items by these).
 MAX_QUEUED_VIDEO = 600
 MAX_QUEUED_AUDIO = 500
-
-
-@dataclass(frozen=True)
-class VideoTrackPlan:
-    """The one video track: its codec and exactly the layers the pipeline encodes."""
-
-    codec: str  # "h264" (constrained baseline, Annex-B) | "vp8"
-    layers: tuple[LayerSpec, ...]
-    name: str = ""
-    source: int = models.TrackSource.CAMERA
-
-    @classmethod
-    def from_encoding(
-        cls,
-        encoding: VideoEncoding,
-        layers: Sequence[LayerSpec] | None = None,
-        name: str = "",
-        source: int = models.TrackSource.CAMERA,
-    ) -> "VideoTrackPlan":
-        """From the resolved encoding; ``layers`` are the ones fitted to the source when they differ."""
-        codec = "vp8" if encoding.codec == models.VideoCodec.VP8 else "h264"
-        return cls(codec, tuple(layers if layers is not None else encoding.layers), name, source or cls.source)
-
-    @property
-    def top(self) -> LayerSpec:
-        return max(self.layers, key=lambda layer: layer.quality)
-
-
-@dataclass(frozen=True)
-class AudioTrackPlan:
-    channels: int = 2
-    bitrate: int = 96_000
-    disable_dtx: bool = False
-    name: str = ""
-    source: int = models.TrackSource.MICROPHONE
-
-    @classmethod
-    def from_encoding(
-        cls, encoding: AudioEncoding, name: str = "", source: int = models.TrackSource.MICROPHONE
-    ) -> "AudioTrackPlan":
-        return cls(encoding.channels, encoding.bitrate, encoding.disable_dtx, name, source or cls.source)
-
-
-@dataclass(frozen=True)
-class PublisherOptions:
-    max_late: float = 0.1  # frames later than this on the session clock are dropped (issue 6)
-    resync_after: float = 0.5  # a track late this long re-anchors the clock (see pacing.py)
-    max_lead: float = 5.0  # a frame due further ahead means a timestamp jump: re-anchor
-    join_timeout: float = 15.0  # one join attempt: websocket, tracks published, offer/answer, connected
-    publish_timeout: float = 60.0  # track watchdog: published within this, else retryable failure
-    media_timeout: float = 60.0  # media watchdog: nothing written for this long → "source encoder not ready"
-    max_rejoins: int = 3
-    rejoin_backoff: float = 1.0  # seconds before the first rejoin, doubling: 1, 2, 4 s cover a server restart
-    dynacast: bool = True
-    # ICE: None = automatic.  A loopback ws_url gets host candidate 127.0.0.1 only and no STUN/TURN (they cannot
-    # help there and would delay gathering); otherwise aioice's interfaces and the servers from the join.
-    host_addresses: tuple[str, ...] | None = None
-    use_server_ice_servers: bool | None = None
-
-
-# Events reported through ``on_event``.
-
-
-@dataclass(frozen=True)
-class Published:
-    """Tracks published and media flowing (the session is PUBLISHING); again after every rejoin."""
-
-    room_sid: str
-    room_name: str
-    participant_sid: str
-    audio_track_sid: str
-    video_track_sid: str
-
-
-@dataclass(frozen=True)
-class Reconnecting:
-    reason: str
-    how: str  # "resume" | "rejoin"
-    attempt: int
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    """The publisher ended: ``error`` None after ``close()``, else why (an IngressError to report)."""
-
-    error: IngressError | None
-    reason: str
-
-
-PublisherEvent = Published | Reconnecting | Disconnected
-
-
-@dataclass
-class PublisherStats:
-    frames_written: int = 0
-    bytes_written: int = 0
-    frames_sent: int = 0
-    dropped_late: int = 0
-    dropped_waiting_keyframe: int = 0
-    dropped_paused: int = 0  # layers nobody subscribes to (dynacast)
-    dropped_disconnected: int = 0  # no connected peer (joining, reconnecting)
-    dropped_overflow: int = 0
-    resyncs: int = 0
-    resumes: int = 0
-    rejoins: int = 0
-    keyframe_requests: int = 0
 
 
 @dataclass
@@ -344,57 +259,6 @@ class RoomPublisher:
         )
         return servers, hosts
 
-    def _add_track_requests(self, peer: PublisherPeer) -> list[rtc.AddTrackRequest]:
-        requests = []
-        if self.audio is not None and peer.audio_cid is not None:
-            features = []
-            if self.audio.channels > 1:
-                features.append(models.AudioTrackFeature.TF_STEREO)
-            if self.audio.disable_dtx:
-                features.append(models.AudioTrackFeature.TF_NO_DTX)
-            requests.append(
-                rtc.AddTrackRequest(
-                    cid=peer.audio_cid,
-                    name=self.audio.name,
-                    type=models.TrackType.AUDIO,
-                    source=cast(models.TrackSource, self.audio.source),
-                    disable_dtx=self.audio.disable_dtx,
-                    stereo=self.audio.channels > 1,
-                    audio_features=features,
-                )
-            )
-        if self.video is not None and peer.video_cid is not None:
-            layers = [
-                models.VideoLayer(
-                    quality=cast(models.VideoQuality, layer.quality),
-                    width=layer.width,
-                    height=layer.height,
-                    bitrate=layer.bitrate,
-                )
-                for layer in sorted(self.video.layers, key=lambda layer: layer.quality)
-            ]
-            top = self.video.top
-            requests.append(
-                rtc.AddTrackRequest(
-                    cid=peer.video_cid,
-                    name=self.video.name,
-                    type=models.TrackType.VIDEO,
-                    source=cast(models.TrackSource, self.video.source),
-                    width=top.width,
-                    height=top.height,
-                    layers=layers,
-                    simulcast_codecs=[
-                        rtc.SimulcastCodec(
-                            codec=self.video.codec,
-                            cid=peer.video_cid,
-                            layers=layers,
-                            video_layer_mode=models.VideoLayer.Mode.ONE_SPATIAL_LAYER_PER_STREAM,
-                        )
-                    ],
-                )
-            )
-        return requests
-
     async def _join_once(self) -> _Join:
         try:
             signal = await sig.SignalClient.connect(self.ws_url, self.token, timeout=self.options.join_timeout)
@@ -421,7 +285,7 @@ class RoomPublisher:
         join.dispatcher = asyncio.create_task(self._dispatch(join), name="room-publisher-signal")
         try:
             async with asyncio.timeout(self.options.join_timeout):
-                for request in self._add_track_requests(peer):
+                for request in add_track_requests(self.audio, peer.audio_cid, self.video, peer.video_cid):
                     join.published[request.cid] = loop.create_future()
                     await signal.send(sig.encode_add_track(request))
                 published = await asyncio.gather(*join.published.values())
