@@ -19,8 +19,6 @@ import av.filter
 from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 from av.codec.context import CodecContext
-from av.sidedata.sidedata import SideDataContainer
-from av.sidedata.sidedata import Type as SideDataType
 from av.video.codeccontext import VideoCodecContext
 from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
@@ -114,8 +112,8 @@ class FrameOrienter:
 
     ``VideoFrame.rotation`` is FFmpeg's counter-clockwise display rotation; turning the picture counter-clockwise
     by it gives what a player shows.  H.264/HEVC carry it in a display-orientation SEI that is sent once and
-    persists, while FFmpeg attaches the matrix only to the frame that carried it: so the last matrix seen stays in
-    force until another one arrives or the stream is reconfigured (``reset``).  The filter graph exists only
+    persists, while FFmpeg attaches the matrix only to the frame that carried it: so the last rotation seen stays
+    in force until another one arrives or the stream is reconfigured (``reset``).  The filter graph exists only
     while a rotation is in force.
     """
 
@@ -130,9 +128,12 @@ class FrameOrienter:
         self.rotation = 0
 
     def _update(self, frame: VideoFrame) -> None:
-        side_data = cast(SideDataContainer, frame.side_data)  # PyAV's stub says SideData; it is the container
-        if SideDataType.DISPLAYMATRIX in side_data:
-            self.rotation = round(frame.rotation / 90) * 90 % 360
+        # ``frame.rotation`` reads the matrix in C.  Not ``frame.side_data``: that container and the frame refer to
+        # each other, so every frame touched would wait for the cycle collector (measured: +250 MB at 1080p).
+        # A matrix saying 0° reads like none, so a rotation ends only with a reconfiguration (``reset``).
+        rotation = round(frame.rotation / 90) * 90 % 360
+        if rotation:
+            self.rotation = rotation
 
     def orient(self, frame: VideoFrame) -> VideoFrame:
         self._update(frame)

@@ -6,7 +6,7 @@ When the pipeline falls behind real time it must not build latency (DESIGN.md: "
   video keyframe is queued, everything before that keyframe is dropped at once (decoding can restart there
   cleanly) and counted;
 - decoded frames wait per layer in a ``LayerQueue``; a frame older than ``max_delay`` when its encoder gets to it
-  is skipped (re-encoding, so skipping a raw frame breaks nothing), and a full queue (16 frames) loses its oldest;
+  is skipped (re-encoding, so skipping a raw frame breaks nothing), and a full queue (12 frames) loses its oldest;
   one slow layer thus loses frame rate on its own instead of stalling the others.
 
 Time is passed in (monotonic nanoseconds), so both are testable without sleeping.
@@ -136,10 +136,11 @@ class FrameRateCap:
 class LayerQueue(Generic[T]):
     """Hand-over from the decode thread to one layer's encoder thread: a few items, stale ones skipped."""
 
-    def __init__(self, max_delay: float | None, max_items: int = 16) -> None:
+    def __init__(self, max_delay: float | None, max_items: int | None = None) -> None:
         self.max_delay_ns = None if max_delay is None else int(max_delay * 1e9)
         self._items: collections.deque[tuple[T, int]] = collections.deque()
-        self._max_items = max_items
+        # A 1080p frame is 3 MB: live, 12 frames (400 ms at 30 fps) ride out a burst; with back-pressure 4 suffice.
+        self._max_items = max_items if max_items is not None else (4 if max_delay is None else 12)
         self._cond = threading.Condition()
         self._closed = False
         self.dropped = 0
