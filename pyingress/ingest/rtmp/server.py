@@ -269,6 +269,8 @@ class _ServedConnection:
                 log.debug("RTMP %s connected to app %r", self.remote, event.app)
 
     async def _admit(self, request: PublishRequested) -> None:
+        if self.conn.closed:
+            return  # the same read also broke the protocol: no admission for a connection we are closing
         try:
             async with asyncio.timeout(self.limits.admit_timeout):
                 await self.server.admit(request.stream_key, request.app)
@@ -298,13 +300,14 @@ class _ServedConnection:
         )
         source.on_close(self._kick)
         self.source = source
+        # Hand the source out before anything can fail: whoever admitted it must also see how it ends.
+        self.server._sources.put_nowait(source)
+        log.info("RTMP %s publishing key %s as %s", self.remote, request.stream_key, source.resource_id)
         try:
             self.conn.accept_publish()  # may replay media the encoder sent early, which may be malformed
         except RtmpProtocolError as error:
             await self._flush()
             raise _Hangup(EndReason.ERROR, str(error)) from None
-        await self.server._sources.put(source)
-        log.info("RTMP %s publishing key %s as %s", self.remote, request.stream_key, source.resource_id)
 
     def _kick(self, reason: str) -> None:
         """The consumer closed the source: say why, then hang up."""

@@ -353,6 +353,31 @@ async def test_connection_that_never_publishes_is_closed(ingest: Ingest, caplog:
     await logged(caplog, "no publish within 2 s")
 
 
+async def test_publish_and_garbage_in_one_segment_is_not_admitted(
+    ingest: Ingest, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher = await connected(ingest)
+    publisher.client.send_command("publish", None, "live/GARBLED", "live", stream_id=1)
+    publisher.writer.write(publisher.client.data_to_send() + b"\xff" * 8)
+    await publisher.wait_closed()
+    await logged(caplog, "chunk stream 63 starts with a type-3 header")
+    assert ingest.taken.empty(), "a connection that broke the protocol must not reach admission"
+
+
+async def test_bad_media_sent_with_the_publish_ends_the_admitted_source(
+    ingest: Ingest, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher = await connected(ingest)
+    publisher.client.send_command("publish", None, "live/EARLY", "live", stream_id=1)
+    publisher.client.stream_id = 1
+    publisher.client.send_video(0, b"\x12" + bytes(10))  # Sorenson H.263, before the server said Start
+    await publisher.flush()
+    source = await ingest.next_source()
+    await publisher.wait_closed()
+    await source.wait_ended()
+    assert source.end_reason is EndReason.ERROR and source.error is not None and "Sorenson" in source.error
+
+
 # -- media ------------------------------------------------------------------------------------------------------
 
 
