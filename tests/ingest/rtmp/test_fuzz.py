@@ -138,7 +138,7 @@ amf_values: st.SearchStrategy[Any] = st.recursive(
         st.dictionaries(st.text(min_size=1, max_size=10), inner, max_size=5),
         st.dictionaries(st.text(min_size=1, max_size=10), inner, max_size=5).map(amf0.EcmaArray),
     ),
-    max_leaves=30,
+    max_leaves=15,
 )
 
 
