@@ -296,6 +296,9 @@ class RoomPublisher:
                         join.video_sid = event.track_sid
                 join.answer = loop.create_future()
                 await signal.send(sig.encode_offer(await peer.create_offer(), 1))
+                candidates = peer.local_candidates()
+                for n, (candidate, sdp_mid, index) in enumerate(candidates, 1):
+                    await signal.send(sig.encode_trickle(candidate, sdp_mid, index, final=n == len(candidates)))
                 answer = await join.answer
                 await peer.set_answer(answer.sdp)
                 connected = asyncio.ensure_future(peer.connected.wait())

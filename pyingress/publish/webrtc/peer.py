@@ -196,6 +196,20 @@ class PublisherPeer:
             sdp = set_opus_parameters(sdp, self._audio_transceiver.mid, stereo=channels > 1, dtx=dtx)
         return sdp
 
+    def local_candidates(self) -> list[tuple[str, str | None, int]]:
+        """Our gathered candidates as (``candidate:…``, sdpMid, sdpMLineIndex) of the first (bundle) m-line.
+
+        aiortc gathers everything before the offer, so the offer already carries them; they are trickled as well
+        (protocol.md §5.3 step 5), which costs nothing and serves a server that only reads trickles.
+        """
+        description = self.pc.localDescription
+        if description is None:
+            return []
+        first = description.sdp.split("\r\nm=")[1] if "\r\nm=" in description.sdp else ""
+        lines = first.split("\r\n")
+        mid = next((line[len("a=mid:") :] for line in lines if line.startswith("a=mid:")), None)
+        return [(line[len("a=") :], mid, 0) for line in lines if line.startswith("a=candidate:")]
+
     async def set_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._remote_set = True

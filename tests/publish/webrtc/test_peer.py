@@ -37,6 +37,9 @@ async def test_offer_has_one_codec_per_kind_simulcast_and_opus_parameters(codec:
         assert any(line.startswith("a=msid:") and line.endswith(f" {peer.audio_cid}") for line in audio)
         assert {line.split()[4] for line in offer.split("\r\n") if line.startswith("a=candidate:")} == {"127.0.0.1"}
         assert "a=group:BUNDLE 0 1" in offer
+        candidates = peer.local_candidates()
+        assert candidates and all(c.startswith("candidate:") and " 127.0.0.1 " in c for c, _, _ in candidates)
+        assert {(mid, index) for _, mid, index in candidates} == {("0", 0)}
     finally:
         await peer.close()
 
