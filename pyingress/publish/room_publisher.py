@@ -18,8 +18,10 @@ aiortc extended with rid simulcast (``webrtc/``):
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -80,6 +82,7 @@ FINAL_LEAVE_REASONS = frozenset(
 # by the pacer, in items by these).
 MAX_QUEUED_VIDEO = 600
 MAX_QUEUED_AUDIO = 500
+LATENCY_SAMPLES = 2048
 
 
 @dataclass
@@ -152,8 +155,11 @@ class RoomPublisher:
         self._qualities = frozenset(layer.quality for layer in video.layers) if video else frozenset()
         self._encodings = assign_rids(self._qualities) if video else ()
         self.active_qualities = self._qualities
-        self._video_queue: asyncio.Queue[OutputFrame] = asyncio.Queue()
-        self._audio_queue: asyncio.Queue[OutputFrame] = asyncio.Queue()
+        self._video_queue: asyncio.Queue[tuple[OutputFrame, float]] = asyncio.Queue()
+        self._audio_queue: asyncio.Queue[tuple[OutputFrame, float]] = asyncio.Queue()
+        # Seconds from write() to the frame's last packet handed to the transport, for the latest frames sent
+        # (pacing wait included): what the ingest → RTP-out latency adds here.
+        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
         self._join: _Join | None = None
         self._generation = 0
         self._refreshed_token = ""
@@ -189,7 +195,7 @@ class RoomPublisher:
         self._closed = loop.create_future()
         try:
             async with asyncio.timeout(self.options.publish_timeout):
-                join = await self._join_with_retries("initial join")
+                join = await self._join_with_retries("initial join", initial=True)
         except TimeoutError:
             join = None
         except _JoinRefused as exc:
@@ -226,12 +232,12 @@ class RoomPublisher:
                 self.stats.dropped_overflow += 1
                 self._pacer.wait_for_keyframe(("video", frame.quality))
                 return
-            self._video_queue.put_nowait(frame)
+            self._video_queue.put_nowait((frame, time.monotonic()))
         elif self.audio is not None:
             if self._audio_queue.qsize() >= MAX_QUEUED_AUDIO:
                 self.stats.dropped_overflow += 1
                 return
-            self._audio_queue.put_nowait(frame)
+            self._audio_queue.put_nowait((frame, time.monotonic()))
 
     async def close(self) -> None:
         """Leave the room and stop (idempotent)."""
@@ -316,20 +322,27 @@ class RoomPublisher:
         join.ready = True
         return join
 
-    async def _join_with_retries(self, why: str) -> _Join | None:
-        """Join, retrying up to ``max_rejoins`` times; the new join becomes current.  None when all failed."""
-        for attempt in range(self.options.max_rejoins + 1):
+    async def _join_with_retries(self, why: str, *, initial: bool) -> _Join | None:
+        """Join; the new join becomes current.  None when every attempt failed.
+
+        The first join tries once more than ``max_rejoins``; a recovery rejoins up to ``max_rejoins`` times.  Each
+        rejoin is announced (Reconnecting) and waits ``rejoin_backoff`` × 1, 2, 4 … first, time for a restarting
+        server to come back and for the old participant to be gone.
+        """
+        attempts = self.options.max_rejoins + (1 if initial else 0)
+        for attempt in range(1, attempts + 1):
             if self._closing:
                 return None
-            if attempt:
-                self._emit(Reconnecting(why, "rejoin", attempt))
-                await asyncio.sleep(self.options.rejoin_backoff * 2 ** (attempt - 1))
+            rejoin = attempt - 1 if initial else attempt
+            if rejoin:
+                self._emit(Reconnecting(why, "rejoin", rejoin))
+                await asyncio.sleep(self.options.rejoin_backoff * 2 ** (rejoin - 1))
             try:
                 join = await self._join_once()
             except _JoinRefused:
                 raise
             except (sig.SignalClosed, ConnectionError, TimeoutError, OSError, ValueError) as exc:
-                logger.warning("room join attempt %d failed: %s", attempt + 1, exc)
+                logger.warning("room join attempt %d failed: %s", attempt, exc)
                 why = str(exc)
                 continue
             self._install(join)
@@ -414,10 +427,10 @@ class RoomPublisher:
         if quality in self.active_qualities:
             self._request_keyframe(quality)
 
-    async def _send_loop(self, queue: "asyncio.Queue[OutputFrame]") -> None:
+    async def _send_loop(self, queue: "asyncio.Queue[tuple[OutputFrame, float]]") -> None:
         loop = asyncio.get_running_loop()
         while True:
-            frame = await queue.get()
+            frame, written_at = await queue.get()
             join = self._join
             video = frame.kind == "video"
             key = ("video", frame.quality) if video else "audio"
@@ -445,6 +458,7 @@ class RoomPublisher:
                 await asyncio.sleep(decision.delay)
             if await self._send(join, frame):
                 self.stats.frames_sent += 1
+                self.latencies.append(time.monotonic() - written_at)
             elif video:
                 self._pacer.wait_for_keyframe(key)
 
@@ -502,7 +516,7 @@ class RoomPublisher:
             join.ready = False
             await join.close(leave=False)
             try:
-                replacement = await self._join_with_retries(reason)
+                replacement = await self._join_with_retries(reason, initial=False)
             except _JoinRefused as exc:
                 await self._finish(_fresh(ROOM_DISCONNECTED), str(exc))
                 return

@@ -226,6 +226,11 @@ async def test_h264_simulcast_and_stereo_opus_reach_a_subscriber(livekit_server:
         stats = session.publisher.stats
         assert stats.frames_sent > 200
         assert stats.dropped_late <= stats.frames_sent // 20
+        # write() → on the wire: the feeder writes each frame 50 ms before it is due, so that is the floor
+        latencies = sorted(session.publisher.latencies)
+        p50, p95 = latencies[len(latencies) // 2], latencies[len(latencies) * 95 // 100]
+        print(f"write→wire latency p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms over {len(latencies)} frames")
+        assert 0.04 < p50 < 0.07 and p95 < 0.2
 
 
 async def test_vp8_two_layers_and_mono_audio(livekit_server: LivekitPeer) -> None:
@@ -410,6 +415,27 @@ async def test_dropped_websocket_resumes_the_same_participant(livekit_server: Li
         proxy.close()
 
 
+async def test_failed_media_transport_rejoins(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-transport", "ingress-transport"
+    async with publishing(
+        livekit_server.ws_url, room, identity, vp8_clip(), video=VideoTrackPlan("vp8", VP8_LAYERS)
+    ) as session:
+        first = session.publisher.participant_sid
+        # Stand-in for ICE/DTLS failing on the way (consent expiry takes half a minute): the DTLS transport under
+        # the publisher's peer connection closes without the publisher asking for it.
+        join = session.publisher._join
+        assert join is not None and join.peer.simulcast is not None
+        await join.peer.simulcast.transceiver.sender.transport.stop()
+        await wait_for(lambda: session.publisher.stats.rejoins == 1, 20, "rejoined with a new peer connection")
+        rejoins = [(e.how, e.attempt) for e in session.events if isinstance(e, Reconnecting)]
+        assert rejoins == [("rejoin", 1)]  # no resume (the signal connection is fine), the first rejoin worked
+        assert session.publisher.participant_sid != first
+        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-transport", room)) as viewer:
+            seen = await sizes_after_asking(viewer, identity, HIGH, (640, 360))
+            assert seen[-15:] == [(640, 360)] * 15, seen
+            assert len(viewer.room.remote_participants[identity].track_publications) == 1
+
+
 class KillableLivekit:
     """A livekit-server of this test's own, which it can kill -9 and start again on the same ports."""
 
@@ -471,5 +497,22 @@ async def test_killed_server_is_rejoined_when_it_comes_back(tmp_path: Path) -> N
             async with RoomSubscriber(server.options.ws_url, token) as viewer:
                 seen = await sizes_after_asking(viewer, identity, HIGH, (640, 360))
                 assert seen[-15:] == [(640, 360)] * 15, seen
+    finally:
+        server.kill()
+
+
+async def test_server_gone_for_good_ends_retryable_after_three_rejoins(tmp_path: Path) -> None:
+    server = KillableLivekit(tmp_path)
+    await server.start()
+    options = PublisherOptions(rejoin_backoff=0.1, join_timeout=2.0)
+    try:
+        async with publishing(
+            server.options.ws_url, "publish-gone", "ingress-gone", None, audio=AudioTrackPlan(), options=options
+        ) as session:
+            server.kill()
+            async with asyncio.timeout(20):
+                assert _is(await session.publisher.wait_closed(), ROOM_DISCONNECTED_UNEXPECTEDLY)
+            rejoins = [e.attempt for e in session.events if isinstance(e, Reconnecting) and e.how == "rejoin"]
+            assert rejoins == [1, 2, 3]
     finally:
         server.kill()

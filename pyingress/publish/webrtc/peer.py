@@ -148,6 +148,7 @@ class PublisherPeer:
         self.connected = asyncio.Event()
         self.failed = asyncio.Event()
         self._on_failed = on_failed
+        self._closing = False
         self._remote_set = False
         self._pending_candidates: list[RTCIceCandidate] = []
         self.audio_track: EncodedAudioTrack | None = None
@@ -172,8 +173,10 @@ class PublisherPeer:
             if state == "connected":
                 self.connected.set()
             elif state in ("failed", "closed") and not self.failed.is_set():
+                # "closed" without close() from us: the DTLS transport went away under us (aiortc closes the
+                # connection when every DTLS transport has closed) — as much a failure as ICE failing.
                 self.failed.set()
-                if state == "failed" and self._on_failed is not None:
+                if not self._closing and self._on_failed is not None:
                     self._on_failed()
 
     @property
@@ -248,6 +251,7 @@ class PublisherPeer:
         return await self.simulcast.send_frame(quality, data, timestamp_90k)
 
     async def close(self) -> None:
+        self._closing = True
         if self.simulcast is not None:
             with contextlib.suppress(Exception):
                 await self.simulcast.stop()
