@@ -43,7 +43,7 @@ from pyingress.media.audio_encode import opus_options
 from pyingress.media.config import PipelineConfig
 from pyingress.media.events import PipelineEvent, StatsUpdated
 from pyingress.media.layer_plan import plan_layers
-from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
+from pyingress.media.packets import EncodedPacket, MediaKind, OutputFrame, StreamDescription
 from pyingress.media.pipeline import open_pipeline
 from pyingress.media.presets import VideoEncoding, audio_preset, video_preset
 from pyingress.media.video_encode import encoder_name, encoder_options
@@ -51,7 +51,7 @@ from pyingress.media.video_encode import encoder_name, encoder_options
 FFMPEG = "/usr/bin/ffmpeg"
 BASELINE = "/work/shared/tools/baseline-ladder"
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench"
-QUALITY_NAMES = {VideoQuality.LOW: "LOW", VideoQuality.MEDIUM: "MEDIUM", VideoQuality.HIGH: "HIGH"}
+QUALITY_NAMES: dict[int, str] = {VideoQuality.LOW: "LOW", VideoQuality.MEDIUM: "MEDIUM", VideoQuality.HIGH: "HIGH"}
 
 
 # -- inputs -------------------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def demux(path: Path) -> tuple[list[StreamDescription], list[EncodedPacket]]:
         for packet in container.demux(video, audio):
             if packet.size == 0 or packet.pts is None:
                 continue
-            kind = "video" if packet.stream.index == video.index else "audio"
+            kind: MediaKind = "video" if packet.stream.index == video.index else "audio"
             dts = packet.dts if packet.dts is not None else packet.pts
             codec = "h264" if kind == "video" else "aac"
             packets.append(
@@ -204,10 +204,14 @@ def run_child(args: argparse.Namespace) -> None:
     dropped = stats.get("packets_dropped_behind", 0) + sum(
         value for key, value in stats.items() if key.startswith("late_frames_dropped")
     )
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker process, reaped by close()
     print(
         json.dumps(
             {
                 "wall": wall,
+                "session_cpu": own.ru_utime + own.ru_stime,  # demux + queue + pipe, the front door's side
+                "worker_cpu": worker.ru_utime + worker.ru_stime,
                 "media_seconds": clip_seconds * loops,
                 "frames": sink.counts,
                 "latency": latency,
@@ -301,28 +305,53 @@ def _ratio(ours: dict[str, Any], theirs: dict[str, Any] | None) -> str:
     return f"{ours['cpu'] / theirs['cpu']:.3f}" if theirs else "n/a"
 
 
-def offline(clip: Path, codec: str, height: int, seconds: float, with_shared: bool, with_threads: bool) -> None:
-    print(f"\n== offline {codec} {height}p ladder + Opus, {seconds:g} s of media (CPU-s per media-s) ==")
-    ffmpeg_single = ffmpeg_same_settings(clip, codec, seconds, "1")
-    process = pyingress(clip, codec, "offline")
-    ffmpeg_default = ffmpeg_same_settings(clip, codec, seconds, "auto")
-    threads = pyingress(clip, codec, "offline", isolation="thread") if with_threads else None
-    gstreamer = shared_baseline("gstreamer", clip, height, seconds) if with_shared and codec == "h264" else None
-    shared_ffmpeg = shared_baseline("ffmpeg", clip, height, seconds) if with_shared and codec == "h264" else None
-    rows = [
-        ("pyingress (worker process)", process),
-        ("pyingress (threads in-process)", threads),
-        ("ffmpeg CLI, same settings, 1 thread", ffmpeg_single),
-        ("ffmpeg CLI, same settings, default threads", ffmpeg_default),
-        ("baseline-ladder ffmpeg (default threads)", shared_ffmpeg),
-        ("baseline-ladder gstreamer (livekit-style)", gstreamer),
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median CPU (its other figures come with it)."""
+    return sorted(runs, key=lambda run: run["cpu"])[len(runs) // 2]
+
+
+def offline(
+    clip: Path, codec: str, height: int, seconds: float, with_shared: bool, with_threads: bool, repeat: int = 1
+) -> None:
+    print(f"\n== offline {codec} {height}p ladder + Opus, {seconds:g} s of media, median of {repeat} (CPU-s) ==")
+    variants: dict[str, list[dict[str, Any]]] = {}
+
+    def add(name: str, result: dict[str, Any] | None) -> None:
+        if result is not None:
+            variants.setdefault(name, []).append(result)
+
+    for _ in range(repeat):  # interleaved, so that a noisy neighbour hits every variant alike
+        add("ffmpeg CLI, same settings, 1 thread", ffmpeg_same_settings(clip, codec, seconds, "1"))
+        add("pyingress (worker process)", pyingress(clip, codec, "offline"))
+        add("ffmpeg CLI, same settings, default threads", ffmpeg_same_settings(clip, codec, seconds, "auto"))
+        if with_threads:
+            add("pyingress (threads in-process)", pyingress(clip, codec, "offline", isolation="thread"))
+        if with_shared and codec == "h264":
+            add("baseline-ladder ffmpeg (default threads)", shared_baseline("ffmpeg", clip, height, seconds))
+            add("baseline-ladder gstreamer (livekit-style)", shared_baseline("gstreamer", clip, height, seconds))
+    process = _median_run(variants["pyingress (worker process)"])
+    order = [
+        "pyingress (worker process)",
+        "pyingress (threads in-process)",
+        "ffmpeg CLI, same settings, 1 thread",
+        "ffmpeg CLI, same settings, default threads",
+        "baseline-ladder ffmpeg (default threads)",
+        "baseline-ladder gstreamer (livekit-style)",
     ]
-    print(f"{'variant':46} {'CPU s':>7} {'CPU/media-s':>12} {'wall s':>7}  pyingress/this")
-    for name, row in rows:
-        if row is None:
+    print(f"{'variant':46} {'CPU s':>7} {'CPU/media-s':>12} {'wall s':>7}  pyingress/this  (all CPU s)")
+    for name in order:
+        if name not in variants:
             continue
-        print(f"{name:46} {row['cpu']:7.2f} {row['cpu_per_media_s']:12.3f} {row['wall']:7.2f}  {_ratio(process, row)}")
-    print(f"worker RSS peak {process['worker_rss_peak']:.0f} MB")
+        row = _median_run(variants[name])
+        spread = " ".join(f"{run['cpu']:.2f}" for run in variants[name])
+        print(
+            f"{name:46} {row['cpu']:7.2f} {row['cpu_per_media_s']:12.3f} {row['wall']:7.2f}  "
+            f"{_ratio(process, row):>14}  ({spread})"
+        )
+    print(
+        f"worker RSS peak {process['worker_rss_peak']:.0f} MB; pyingress CPU split: session side (demux, queue, pipe)"
+        f" {process['session_cpu']:.2f} s, worker {process['worker_cpu']:.2f} s"
+    )
 
 
 def live(clip: Path, codec: str, seconds: float, sessions: int = 1, media_seconds: float = 0) -> None:
@@ -358,6 +387,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length for the full run")
+    parser.add_argument("--repeat", type=int, default=1, help="offline runs per variant; medians are printed")
     parser.add_argument("--soak", type=float, default=0.0, help="only: one live 1080p session for this many seconds")
     parser.add_argument("--child", choices=["offline", "live"], help=argparse.SUPPRESS)
     parser.add_argument("--clip", help=argparse.SUPPRESS)
@@ -381,9 +411,9 @@ def main() -> None:
     seconds = args.seconds
     clip1080, clip720 = make_clip(1080, seconds), make_clip(720, seconds)
     with tempfile.TemporaryDirectory():
-        offline(clip1080, "h264", 1080, seconds, with_shared=True, with_threads=True)
-        offline(clip720, "h264", 720, seconds, with_shared=True, with_threads=False)
-        offline(clip1080, "vp8", 1080, seconds, with_shared=False, with_threads=False)
+        offline(clip1080, "h264", 1080, seconds, with_shared=True, with_threads=True, repeat=args.repeat)
+        offline(clip720, "h264", 720, seconds, with_shared=True, with_threads=False, repeat=args.repeat)
+        offline(clip1080, "vp8", 1080, seconds, with_shared=False, with_threads=False, repeat=args.repeat)
         live(clip1080, "h264", seconds)
         live(clip720, "h264", seconds, sessions=2)
     print(f"\nload average after: {os.getloadavg()}")

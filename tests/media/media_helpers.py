@@ -9,10 +9,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal, TypeVar, cast
 
 import av
+from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 from av.codec.context import CodecContext
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 
 from pyingress.media.bitstream import split_annexb
@@ -22,6 +25,7 @@ from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescriptio
 from pyingress.media.pipeline import MediaPipeline, open_pipeline
 
 FFMPEG = "/usr/bin/ffmpeg"
+T = TypeVar("T")
 
 
 def make_clip(
@@ -75,12 +79,12 @@ def demux(path: Path) -> Source:
             context = stream.codec_context
             codec = context.codec.canonical_name
             codecs[stream.index] = codec
-            if stream.type == "video":
+            if isinstance(context, VideoCodecContext):
                 rate = float(stream.average_rate) if stream.average_rate else 0.0
                 streams.append(
                     StreamDescription("video", codec, context.extradata, context.width, context.height, rate)
                 )
-            else:
+            elif isinstance(context, AudioCodecContext):
                 streams.append(
                     StreamDescription(
                         "audio",
@@ -139,7 +143,7 @@ class Collector:
         with self._lock:
             return len(self.frames.get(key, []))
 
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+    def of(self, kind: type[T]) -> list[T]:
         with self._lock:
             return [event for event in self.events if isinstance(event, kind)]
 
@@ -189,12 +193,12 @@ def run_pipeline(
     config: PipelineConfig,
     source: Source,
     *,
-    isolation: str = "thread",
+    isolation: Literal["process", "thread"] = "thread",
     pace: bool = False,
     timeout: float = 120.0,
 ) -> Run:
     collector = Collector()
-    pipeline = open_pipeline(config, collector, isolation=isolation)  # type: ignore[arg-type]
+    pipeline = open_pipeline(config, collector, isolation=isolation)
     started = time.monotonic()
     try:
         push_all(pipeline, source, pace=pace)
@@ -205,18 +209,34 @@ def run_pipeline(
     return Run(collector, pipeline, time.monotonic() - started)
 
 
-def decode_frames(codec: str, frames: Iterable[OutputFrame]) -> list[VideoFrame] | list[AudioFrame]:
-    """Decode a track's output with PyAV, as a subscriber would."""
-    context = CodecContext.create({"h264": "h264", "vp8": "vp8", "opus": "libopus"}[codec], "r")
-    decoded: list = []  # type: ignore[type-arg]
+def _decode(codec: str, frames: Iterable[OutputFrame]) -> list[VideoFrame | AudioFrame]:
+    context = cast(
+        VideoCodecContext | AudioCodecContext,
+        CodecContext.create({"h264": "h264", "vp8": "vp8", "opus": "libopus"}[codec], "r"),
+    )
+    decoded: list[VideoFrame | AudioFrame] = []
     for frame in frames:
         packet = av.Packet(frame.data)
         packet.pts = frame.pts
         packet.dts = frame.pts
         packet.time_base = frame.time_base
-        decoded.extend(context.decode(packet))  # type: ignore[attr-defined]
-    decoded.extend(context.decode(None))  # type: ignore[attr-defined]
+        decoded.extend(context.decode(packet))
+    decoded.extend(context.decode(None))
     return decoded
+
+
+def decode_video(codec: str, frames: Iterable[OutputFrame]) -> list[VideoFrame]:
+    """Decode a video track's output with PyAV, as a subscriber would."""
+    return [frame for frame in _decode(codec, frames) if isinstance(frame, VideoFrame)]
+
+
+def decode_audio(frames: Iterable[OutputFrame]) -> list[AudioFrame]:
+    return [frame for frame in _decode("opus", frames) if isinstance(frame, AudioFrame)]
+
+
+def frame_time(frame: VideoFrame | AudioFrame) -> float:
+    assert frame.pts is not None and frame.time_base is not None
+    return float(frame.pts * frame.time_base)
 
 
 def sps_of(frame: OutputFrame) -> bytes:

@@ -8,10 +8,10 @@ import pytest
 from av.audio.frame import AudioFrame
 from livekit.protocol.ingress import IngressAudioEncodingPreset
 
-from pyingress.media.audio_encode import FRAME_SAMPLES, OpusEncoder, opus_options
+from pyingress.media.audio_encode import FRAME_SAMPLES, EncodedAudio, OpusEncoder, opus_options
 from pyingress.media.packets import OutputFrame
 from pyingress.media.presets import AudioEncoding, audio_preset
-from tests.media.media_helpers import decode_frames
+from tests.media.media_helpers import decode_audio
 
 
 def _tone(start: int, samples: int, rate: int = 44100, channels: int = 2) -> AudioFrame:
@@ -22,7 +22,7 @@ def _tone(start: int, samples: int, rate: int = 44100, channels: int = 2) -> Aud
     return frame
 
 
-def _encode(encoding: AudioEncoding, chunks: list[tuple[int, int]], rate: int = 44100) -> list:  # type: ignore[type-arg]
+def _encode(encoding: AudioEncoding, chunks: list[tuple[int, int]], rate: int = 44100) -> list[EncodedAudio]:
     encoder = OpusEncoder(encoding)
     out = []
     for start, samples in chunks:
@@ -43,7 +43,7 @@ def test_presets_give_20_ms_frames_at_48_khz_with_their_channels_and_bitrate() -
         # Opus is VBR: a pure tone lands around +25 % at 64 kb/s mono (feasibility.md §11 saw 79 kb/s)
         assert bitrate == pytest.approx(encoding.bitrate, rel=0.3)
         frames = [OutputFrame("audio", "opus", p.data, p.pts, Fraction(1, 48000)) for p in packets]
-        decoded = decode_frames("opus", frames[:5])
+        decoded = decode_audio(frames[:5])
         assert decoded[0].sample_rate == 48000 and decoded[0].samples == 960
         assert {bool(p.data[0] & 0x04) for p in packets[1:]} == {channels == 2}  # the TOC byte's stereo flag
 

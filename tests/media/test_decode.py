@@ -55,6 +55,7 @@ def test_every_input_codec_decodes_into_the_ladder(clips: Path, name: str) -> No
     assert collector.count(VideoQuality.LOW) == 30
     assert collector.count("audio") == pytest.approx(50, abs=3)
     state = collector.of(InputStateChanged)[-1]
+    assert state.video is not None and state.audio is not None
     assert (state.video.mime_type, state.audio.mime_type) == (video_mime, audio_mime)
     assert (state.video.width, state.video.height) == (160, 96)
 

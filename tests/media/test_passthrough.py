@@ -12,7 +12,7 @@ from pyingress.media.config import PipelineConfig
 from pyingress.media.events import InputStateChanged, PipelineEnded, UpstreamKeyframeNeeded
 from pyingress.media.pipeline import open_pipeline
 from pyingress.media.presets import audio_preset, video_preset
-from tests.media.media_helpers import Collector, Source, decode_frames, demux, make_clip, push_all, seconds
+from tests.media.media_helpers import Collector, Source, decode_video, demux, make_clip, push_all, seconds
 
 PASS = PipelineConfig(video_preset(0), audio_preset(0), transcode=False)
 HIGH = VideoQuality.HIGH
@@ -47,13 +47,14 @@ def test_h264_avcc_passes_with_its_slices_unchanged_in_annexb_and_sps_pps_before
     times = [seconds(frame) for frame in frames]
     assert times[0] < 0.01  # the session clock starts at the first packet (here Opus, 6.5 ms of pre-skip earlier)
     assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([1 / 30] * 59, abs=0.002)
-    decoded = decode_frames("h264", frames)
+    decoded = decode_video("h264", frames)
     assert len(decoded) == 60 and (decoded[0].width, decoded[0].height) == (320, 180)
     assert (frames[0].width, frames[0].height) == (320, 180)  # from the SPS
     audio_in = source.kind("audio")
     assert [frame.data for frame in collector.frames["audio"]] == [packet.data for packet in audio_in]
     assert collector.of(PipelineEnded)
     state = collector.of(InputStateChanged)[-1]
+    assert state.video is not None and state.audio is not None
     assert (state.video.mime_type, state.video.width, state.audio.mime_type) == ("video/H264", 320, "audio/opus")
 
 

@@ -21,8 +21,10 @@ from pyingress.media.presets import LayerSpec, VideoEncoding, audio_preset, vide
 from tests.media.media_helpers import (
     Collector,
     Source,
-    decode_frames,
+    decode_audio,
+    decode_video,
     demux,
+    frame_time,
     make_clip,
     nal_types,
     push_all,
@@ -70,7 +72,7 @@ def test_layers_decode_back_at_the_planned_size_in_constrained_baseline_without_
     for quality, (width, height) in expected.items():
         frames = collector.frames[quality]
         assert len(frames) == round(2 * rate)  # 30 fps source; the 25 fps preset keeps 25 of each 30
-        decoded = decode_frames("h264", frames)
+        decoded = decode_video("h264", frames)
         assert {(picture.width, picture.height) for picture in decoded} == {(width, height)}
         assert {picture.pict_type for picture in decoded} <= {PictureType.I, PictureType.P}
         sps = sps_of(frames[0])
@@ -112,7 +114,7 @@ def test_bitrate_is_within_20_percent_of_the_target_over_ten_seconds(clips: Path
         assert bitrate == pytest.approx(layer.bitrate, rel=0.2), (layer, bitrate)
         assert duration == pytest.approx(10.0, abs=0.05)
     if codec == VideoCodec.VP8:
-        decoded = decode_frames("vp8", run.collector.frames[MEDIUM])
+        decoded = decode_video("vp8", run.collector.frames[MEDIUM])
         assert {(picture.width, picture.height) for picture in decoded} == {(640, 360)}
 
 
@@ -131,18 +133,16 @@ def test_audio_and_video_stay_within_40_ms_over_60_seconds(clips: Path) -> None:
         timeout=240,
     )
     collector = run.collector
-    video = decode_frames("h264", collector.frames[HIGH])
-    flashes = [
-        float(picture.pts * picture.time_base) for picture in video if picture.to_ndarray(format="gray").mean() > 200
-    ]
+    video = decode_video("h264", collector.frames[HIGH])
+    flashes = [frame_time(picture) for picture in video if picture.to_ndarray(format="gray").mean() > 200]
     flash_starts = [t for i, t in enumerate(flashes) if i == 0 or t - flashes[i - 1] > 0.5]
-    audio = decode_frames("opus", collector.frames["audio"])
+    audio = decode_audio(collector.frames["audio"])
     beep_starts: list[float] = []
     for frame in audio:
         samples = frame.to_ndarray().reshape(-1)
         loud = np.nonzero(np.abs(samples.astype(np.float32)) > 0.1 * (32767 if samples.dtype == np.int16 else 1))[0]
         if len(loud):
-            at = float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+            at = frame_time(frame) + loud[0] / frame.sample_rate
             if not beep_starts or at - beep_starts[-1] > 0.5:
                 beep_starts.append(at)
     assert len(flash_starts) == len(beep_starts) == 60
@@ -213,7 +213,7 @@ def test_a_resolution_switch_mid_stream_keeps_the_layers_and_the_output_going(cl
         frames = collector.frames[quality]
         assert len(frames) == 180
         assert max(_steps([seconds(frame) for frame in frames])) < 0.07
-        assert {(p.width, p.height) for p in decode_frames("h264", frames)} == {size}
+        assert {(p.width, p.height) for p in decode_video("h264", frames)} == {size}
 
 
 def test_display_matrix_rotation_is_honoured(clips: Path) -> None:
@@ -237,7 +237,7 @@ def test_display_matrix_rotation_is_honoured(clips: Path) -> None:
     layers = run.collector.layers
     assert (layers.source_width, layers.source_height) == (180, 320)
     assert [(layer.width, layer.height) for layer in layers.layers] == [(180, 320)]
-    upright = decode_frames("h264", run.collector.frames[LOW])[10].to_ndarray(format="gray").astype(float)
+    upright = decode_video("h264", run.collector.frames[LOW])[10].to_ndarray(format="gray").astype(float)
     with av.open(str(clip)) as container:
         picture = next(itertools.islice(container.decode(video=0), 10, None))
     sideways = picture.to_ndarray(format="gray").astype(float)
@@ -287,6 +287,7 @@ def test_input_state_reports_what_came_in(clips: Path) -> None:
     run = run_pipeline(_config(video_preset(0)), source)
     stats = run.collector.of(StatsUpdated)[-1]
     video, audio = stats.video, stats.audio
+    assert video is not None and audio is not None
     assert (video.mime_type, video.width, video.height, video.framerate) == ("video/H264", 320, 180, 30)
     video_bytes = sum(len(p.data) for p in source.kind("video"))
     assert video.average_bitrate == pytest.approx(video_bytes * 8 / 6.0, rel=0.05)

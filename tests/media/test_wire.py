@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyingress.media.config import PipelineConfig
-from pyingress.media.events import PipelineFailed, PipelineStats, StatsUpdated, VideoLayersReady
+from pyingress.media.events import PipelineEvent, PipelineFailed, PipelineStats, StatsUpdated, VideoLayersReady
 from pyingress.media.input_state import InputVideo
 from pyingress.media.layer_plan import LayerFit, PlannedLayer
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
@@ -39,7 +39,7 @@ DESC = StreamDescription("video", "h264", b"\x01\x64\x00\x1f", 1920, 1080, 29.97
 PACKET = EncodedPacket("video", "h264", b"\x00\x00\x00\x02\x65\x88", -5, -40, Fraction(1, 1000), True, b"\x01\x02")
 FRAME = OutputFrame("video", "h264", b"\x00\x00\x00\x01\x65", 3000, Fraction(1, 90000), True, 2, 1920, 1080, 3000)
 AUDIO = OutputFrame("audio", "opus", b"\xfc\xff", 960, Fraction(1, 48000), duration=960)
-EVENTS = [
+EVENTS: list[PipelineEvent] = [
     VideoLayersReady(
         "h264", 30, 1080, 1920, (PlannedLayer(0, 270, 480, 437_500), PlannedLayer(2, 1080, 1920, 3_500_000))
     ),
