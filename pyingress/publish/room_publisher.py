@@ -22,9 +22,10 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TypeVar
 
 from aiortc import RTCIceServer
 from livekit.protocol import models, rtc
@@ -67,6 +68,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VIDEO_CLOCK = 90_000
 # Leave reasons after which coming back would fight the server's decision (ingress.md §1.8: "room disconnected").
@@ -99,6 +101,30 @@ class _Join:
     ready: bool = False
     audio_sid: str = ""
     video_sid: str = ""
+    broken: asyncio.Event = field(default_factory=asyncio.Event)
+    broken_reason: str = ""
+    refused: bool = False  # the server refused a request of the handshake: retrying will not help
+
+    def break_handshake(self, reason: str, refused: bool = False) -> None:
+        if not self.broken.is_set():
+            self.broken_reason, self.refused = reason, refused
+            self.broken.set()
+
+    async def guard(self, step: "Awaitable[T]") -> T:
+        """Await one handshake step, or fail as soon as the join breaks (signal lost, server left or refused)."""
+        task = asyncio.ensure_future(step)
+        broken = asyncio.ensure_future(self.broken.wait())
+        try:
+            await asyncio.wait((task, broken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            broken.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if self.refused:
+                raise _JoinRefused(self.broken_reason)
+            raise ConnectionError(self.broken_reason)
+        return task.result()
 
     async def close(self, leave: bool) -> None:
         self.ready = False
@@ -294,7 +320,7 @@ class RoomPublisher:
                 for request in add_track_requests(self.audio, peer.audio_cid, self.video, peer.video_cid):
                     join.published[request.cid] = loop.create_future()
                     await signal.send(sig.encode_add_track(request))
-                published = await asyncio.gather(*join.published.values())
+                published = await join.guard(asyncio.gather(*join.published.values()))
                 for event in published:
                     if event.cid == peer.audio_cid:
                         join.audio_sid = event.track_sid
@@ -305,7 +331,7 @@ class RoomPublisher:
                 candidates = peer.local_candidates()
                 for n, (candidate, sdp_mid, index) in enumerate(candidates, 1):
                     await signal.send(sig.encode_trickle(candidate, sdp_mid, index, final=n == len(candidates)))
-                answer = await join.answer
+                answer = await join.guard(join.answer)
                 await peer.set_answer(answer.sdp)
                 connected = asyncio.ensure_future(peer.connected.wait())
                 failed = asyncio.ensure_future(peer.failed.wait())
@@ -372,6 +398,7 @@ class RoomPublisher:
             async for event in signal.events():
                 await self._on_signal(join, event)
         except sig.SignalClosed as exc:
+            join.break_handshake(exc.reason)
             self._incident(join.generation, signal, exc.reason)
 
     async def _on_signal(self, join: _Join, event: sig.SignalEvent) -> None:
@@ -389,11 +416,19 @@ class RoomPublisher:
             if event.track_sid == join.video_sid:
                 self._on_subscribed_qualities(event)
         elif isinstance(event, sig.Left):
-            self._incident(join.generation, join.signal, f"server sent leave ({event.reason_name})", event)
+            reason = f"server sent leave ({event.reason_name})"
+            join.break_handshake(reason)
+            self._incident(join.generation, join.signal, reason, event)
         elif isinstance(event, sig.TokenRefreshed):
             self._refreshed_token = event.token
         elif isinstance(event, sig.RequestRefused):
+            if event.reason == rtc.RequestResponse.Reason.QUEUED:
+                return  # an add_track waiting behind another with the same cid: an answer will follow
             logger.warning("server refused %s: %s %s", event.request or "a request", event.reason, event.message)
+            if event.request == "add_track" and not join.ready:
+                names = {value: name for name, value in rtc.RequestResponse.Reason.items()}
+                reason = names.get(event.reason, str(event.reason))
+                join.break_handshake(f"server refused the track: {reason} {event.message}".strip(), refused=True)
         elif isinstance(event, sig.SdpOffer):
             logger.warning("ignoring a subscriber offer: this participant does not subscribe")
 

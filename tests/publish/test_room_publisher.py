@@ -331,6 +331,19 @@ async def test_refused_token_fails_at_once(livekit_server: LivekitPeer) -> None:
             raise AssertionError("a join with a bad signature was accepted")
 
 
+async def test_track_refused_by_the_server_fails_at_once(livekit_server: LivekitPeer) -> None:
+    grants = api.VideoGrants(room_join=True, room="publish-refused", can_publish_sources=["microphone"])
+    token = api.AccessToken(API_KEY, API_SECRET).with_identity("ingress-refused").with_grants(grants).to_jwt()
+    publisher = RoomPublisher(livekit_server.ws_url, token, video=VideoTrackPlan("h264", DEFAULT_LAYERS))
+    async with asyncio.timeout(5):
+        try:
+            await publisher.start()
+        except Exception as exc:
+            assert _is(exc, ROOM_DISCONNECTED)
+        else:
+            raise AssertionError("published a camera track without the grant")
+
+
 async def test_no_media_for_the_watchdog_period_is_source_not_ready(livekit_server: LivekitPeer) -> None:
     options = PublisherOptions(media_timeout=1.0)
     async with publishing(
