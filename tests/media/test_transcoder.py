@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -16,7 +17,7 @@ from livekit.protocol.models import VideoCodec, VideoQuality
 from pyingress.media.config import PipelineConfig
 from pyingress.media.events import StatsUpdated
 from pyingress.media.packets import EncodedPacket
-from pyingress.media.pipeline import ThreadPipeline
+from pyingress.media.pipeline import open_pipeline
 from pyingress.media.presets import LayerSpec, VideoEncoding, audio_preset, video_preset
 from tests.media.media_helpers import (
     Collector,
@@ -253,10 +254,11 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def test_keyframe_requests_and_paused_layers(clips: Path) -> None:
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_keyframe_requests_and_paused_layers(clips: Path, isolation: Literal["thread", "process"]) -> None:
     source = _timestamp_source(clips)
     collector = Collector()
-    pipeline = ThreadPipeline(_config(video_preset(0), gop_seconds=10.0), collector)
+    pipeline = open_pipeline(_config(video_preset(0), gop_seconds=10.0), collector, isolation=isolation)
     video = source.kind("video")
     third = source.packets.index(video[60])  # 2 s in
     push_all(pipeline, Source(source.streams, source.packets[:third]))
