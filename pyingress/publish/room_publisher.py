@@ -193,7 +193,7 @@ class RoomPublisher:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed: asyncio.Future[IngressError | None] | None = None
         self._closing = False
-        self._last_bytes_checked = -1
+        self._last_bytes_checked = 0
         self._watchdog_finish: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------------ public

@@ -349,8 +349,20 @@ async def test_no_media_for_the_watchdog_period_is_source_not_ready(livekit_serv
     async with publishing(
         livekit_server.ws_url, "publish-idle", "ingress-idle", None, audio=AudioTrackPlan(), options=options
     ) as session:
+        started = asyncio.get_running_loop().time()
         async with asyncio.timeout(5):
             assert _is(await session.publisher.wait_closed(), SOURCE_NOT_READY)
+        assert asyncio.get_running_loop().time() - started < 1.5  # one watchdog period, not two
+
+
+async def test_media_flowing_keeps_the_watchdog_quiet(livekit_server: LivekitPeer) -> None:
+    options = PublisherOptions(media_timeout=0.5)
+    async with publishing(
+        livekit_server.ws_url, "publish-busy", "ingress-busy", vp8_clip(), audio=AudioTrackPlan(), options=options
+    ) as session:
+        await asyncio.sleep(2.0)
+        assert session.publisher.published
+        assert not any(isinstance(e, Disconnected) for e in session.events)
 
 
 async def test_tracks_not_published_in_time_is_a_retryable_failure() -> None:
