@@ -57,12 +57,13 @@ class LoggingConfig:
 
 @dataclass
 class CpuCostConfig:
-    # livekit/ingress leaves these at 0 in code while its docs recommend 2.0/2.0/0.1/2.0; we use the documented
-    # values so that admission control actually protects the machine (ingress.md §4).
-    rtmp_cpu_cost: float = 2.0
-    whip_cpu_cost: float = 2.0
+    # CPUs reserved per session. livekit/ingress leaves these at 0 in code and documents 2.0 for its GStreamer
+    # pipeline; ours are measured: a 1080p30 3-layer ladder + Opus costs 0.73-0.86 CPU-s per media second live
+    # (reference feasibility.md §6), so 0.8 lets a 2-core machine take two sessions and refuse the third.
+    rtmp_cpu_cost: float = 0.8
+    whip_cpu_cost: float = 0.8
     whip_bypass_transcoding_cpu_cost: float = 0.1
-    url_cpu_cost: float = 2.0
+    url_cpu_cost: float = 0.8
     min_idle_ratio: float = 0.3
 
 
@@ -70,6 +71,22 @@ class CpuCostConfig:
 class WebhookConfig:
     api_key: str = ""
     urls: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RtmpConfig:
+    """RTMP/RTMPS listener settings beyond livekit/ingress's ``rtmp_port`` (which has no TLS: ingress.md §1.4)."""
+
+    rtmps_port: int = 0  # 0: RTMPS off; needs cert_file and key_file
+    cert_file: str = ""
+    key_file: str = ""
+    handshake_timeout: float = 10.0
+    publish_timeout: float = 30.0  # a connection that has not published by then is closed
+    read_timeout: float = 30.0
+    max_connections: int = 1000
+    max_connections_per_ip: int = 32
+    max_chunk_size: int = 1 << 24
+    max_message_size: int = 8 << 20
 
 
 @dataclass
@@ -111,6 +128,10 @@ class Config:
     rtmp_base_url: str = ""  # IngressInfo.url for RTMP; default rtmp://<host>:<rtmp_port>/live
     whip_base_url: str = ""  # IngressInfo.url for WHIP; default http://<host>:<whip_port>/w
     public_host: str = "127.0.0.1"  # host used to build the default base URLs
+    rtmp: RtmpConfig = field(default_factory=RtmpConfig)
+    # Beyond LiveKit: a publisher that drops and comes back on the same key within this window continues the
+    # same session (same participant, a short freeze for subscribers). 0 ends the session at once, as LiveKit does.
+    reconnect_grace_seconds: float = 5.0
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     room_server: RoomServerConfig = field(default_factory=RoomServerConfig)
 
@@ -215,6 +236,12 @@ def _check(config: Config) -> None:
         raise ConfigError("redis: required in livekit mode (the same Redis as livekit-server)")
     if config.webhook.urls and not (config.webhook.api_key or config.api_key):
         raise ConfigError("webhook.api_key: required to sign webhooks when webhook.urls is set")
+    if config.rtmp.rtmps_port and not (config.rtmp.cert_file and config.rtmp.key_file):
+        raise ConfigError("rtmp.cert_file: rtmp.rtmps_port needs rtmp.cert_file and rtmp.key_file")
+    if not 0 <= config.rtmp.rtmps_port <= 65535:
+        raise ConfigError(f"rtmp.rtmps_port: {config.rtmp.rtmps_port} is not a valid port (0 turns RTMPS off)")
+    if config.reconnect_grace_seconds < 0:
+        raise ConfigError(f"reconnect_grace_seconds: {config.reconnect_grace_seconds} must not be negative")
     for key in ("min_idle_ratio",):
         value = getattr(config.cpu_cost, key)
         if not 0 <= value < 1:

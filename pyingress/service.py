@@ -22,6 +22,7 @@ from pyingress.room_server import LocalRoomServer, RoomServerOptions
 if TYPE_CHECKING:
     from pyingress.control.api import IngressApi
     from pyingress.control.state import IngressControl, SessionRegistry
+    from pyingress.session_manager import SessionManager
 
 log = logging.getLogger("pyingress.service")
 
@@ -43,6 +44,7 @@ class IngressService:
         self.control: IngressControl | None = None
         self.sessions: SessionRegistry | None = None
         self.ingress_api: IngressApi | None = None
+        self.session_manager: SessionManager | None = None
         self._runners: list[web.AppRunner] = []
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._stopped = asyncio.Event()
@@ -157,7 +159,20 @@ def default_extensions(config: Config) -> list[Extension]:
         from pyingress.control.standalone import standalone_control_extension
 
         extensions.append(standalone_control_extension)
+    from pyingress.ingest.rtmp.front_door import rtmp_extension
+
+    extensions += [session_manager_extension, rtmp_extension]
     return extensions
+
+
+async def session_manager_extension(service: IngressService) -> None:
+    """Sessions need the control plane (admission, state) and the room server's URL."""
+    from pyingress.session_manager import SessionManager
+
+    assert service.control is not None and service.sessions is not None, "a control-plane extension must run first"
+    manager = SessionManager(service.config, service.control, service.sessions, service.ws_url)
+    service.session_manager = manager
+    service.add_cleanup(manager.close)
 
 
 async def run_service(config: Config, extensions: list[Extension] | None = None) -> None:

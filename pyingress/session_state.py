@@ -29,16 +29,27 @@ def _now_ns() -> int:
 
 class SessionState:
     def __init__(
-        self, info: IngressInfo, resource_id: str, sink: StateSink, clock_ns: Callable[[], int] = _now_ns
+        self,
+        info: IngressInfo,
+        resource_id: str,
+        sink: StateSink,
+        clock_ns: Callable[[], int] = _now_ns,
+        initial: IngressState | None = None,
     ) -> None:
+        """``initial``: the BUFFERING state admission already stored, whose started_at the session keeps."""
         self.ingress_id = info.ingress_id
         self.reusable = info.reusable
         self._sink = sink
         self._clock = clock_ns
         self._last_ns = 0
-        self.state = IngressState(
-            status=IngressState.ENDPOINT_BUFFERING, resource_id=resource_id, started_at=self._tick()
-        )
+        if initial is not None:
+            self.state = IngressState()
+            self.state.CopyFrom(initial)
+            self._last_ns = max(initial.started_at, initial.updated_at)
+        else:
+            self.state = IngressState(
+                status=IngressState.ENDPOINT_BUFFERING, resource_id=resource_id, started_at=self._tick()
+            )
 
     def _tick(self) -> int:
         # Strictly increasing even if the wall clock stalls or steps back: equal updated_at would be ignored.

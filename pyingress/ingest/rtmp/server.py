@@ -33,7 +33,8 @@ from pyingress.ingest.source import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, EndRea
 
 log = logging.getLogger(__name__)
 
-AdmitCallback = Callable[[str, str], Awaitable[None]]
+# (stream_key, app) → the session's resource id (None: the server makes a new one); raise IngressError to refuse.
+AdmitCallback = Callable[[str, str], Awaitable[str | None]]
 _BAD_NAME_CODES = frozenset({"not_found", "invalid_argument"})  # unknown key / missing key → NetStream.Publish.BadName
 
 
@@ -273,7 +274,7 @@ class _ServedConnection:
             return  # the same read also broke the protocol: no admission for a connection we are closing
         try:
             async with asyncio.timeout(self.limits.admit_timeout):
-                await self.server.admit(request.stream_key, request.app)
+                resource_id = await self.server.admit(request.stream_key, request.app)
         except IngressError as refusal:
             self.conn.reject_publish(refusal.message, bad_name=refusal.code in _BAD_NAME_CODES)
             await self._flush()
@@ -293,7 +294,7 @@ class _ServedConnection:
             protocol=self.scheme,
             stream_key=request.stream_key,
             app=request.app,
-            resource_id=new_resource_id(IngressInput.RTMP_INPUT),
+            resource_id=resource_id or new_resource_id(IngressInput.RTMP_INPUT),
             remote_address=self.remote,
             max_items=self.limits.source_max_items,
             max_bytes=self.limits.source_max_bytes,

@@ -1,0 +1,393 @@
+"""One ingress session: a media source in, the media pipeline in the middle, a room publisher out.
+
+The session owns the state machine (``SessionState``) and decides how it ends:
+
+- the publisher stops and no new one takes over within the grace window → INACTIVE (COMPLETE for URL ingresses),
+  after the pipeline has drained what it was given;
+- ``stop()`` (Update/Delete through the API, shutdown) → INACTIVE at once;
+- the pipeline fails, the room connection is lost for good, nothing decodable arrives → ERROR with the message.
+
+Beyond LiveKit: a source that ends abruptly or unpublishes is not the end if another one for the same ingress
+attaches within ``grace_seconds`` — the pipeline and the room participant carry on, subscribers see a short
+freeze instead of a leave and join.  A newer publisher on the same key replaces the older one the same way.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from livekit.protocol.ingress import IngressInfo
+from livekit.protocol.models import TrackSource
+
+from pyingress.control.errors import SOURCE_NOT_READY, IngressError
+from pyingress.control.transcoding import is_transcoded
+from pyingress.ingest.source import EndReason, MediaSource
+from pyingress.media.config import PipelineConfig
+from pyingress.media.events import (
+    AudioTrackReady,
+    InputStateChanged,
+    PipelineEnded,
+    PipelineEvent,
+    PipelineFailed,
+    StatsUpdated,
+    VideoLayersReady,
+)
+from pyingress.media.packets import EncodedPacket, OutputFrame
+from pyingress.media.pipeline import MediaPipeline, open_pipeline
+from pyingress.media.presets import resolve_audio, resolve_video
+from pyingress.media.sinks import CallbackSink
+from pyingress.publish.livekit.token import ingress_join_token_for
+from pyingress.publish.publication import (
+    AudioTrackPlan,
+    Disconnected,
+    PublisherEvent,
+    PublisherOptions,
+    VideoTrackPlan,
+)
+from pyingress.publish.room_publisher import RoomPublisher
+from pyingress.session_state import SessionState
+
+log = logging.getLogger("pyingress.session")
+
+# Sources that end like this may be followed by a reconnect; anything else ends the session.
+_RECOVERABLE_ENDS = (EndReason.DISCONNECTED, EndReason.UNPUBLISHED)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    ws_url: str
+    api_key: str
+    api_secret: str
+    grace_seconds: float = 5.0
+    # After the first track is ready, how long to wait for the other kind before publishing without it.
+    track_wait_seconds: float = 2.0
+    # No publishable media this long after the session started → ERROR "source encoder not ready".
+    start_timeout_seconds: float = 60.0
+    drain_seconds: float = 5.0
+    stats_report_seconds: float = 10.0
+    publisher: PublisherOptions | None = None
+
+
+PipelineFactory = Callable[[PipelineConfig, CallbackSink], MediaPipeline]
+
+
+class IngressSession:
+    def __init__(
+        self,
+        info: IngressInfo,
+        state: SessionState,
+        settings: SessionSettings,
+        pipeline_factory: PipelineFactory = open_pipeline,
+    ) -> None:
+        self.info = info
+        self.state = state
+        self.settings = settings
+        self.resource_id = state.state.resource_id
+        self._pipeline_factory = pipeline_factory
+        self._sources: asyncio.Queue[MediaSource] = asyncio.Queue()
+        self._current: MediaSource | None = None
+        self._events: asyncio.Queue[PipelineEvent] = asyncio.Queue()
+        self._publisher: RoomPublisher | None = None
+        self._published = False
+        self._pipeline: MediaPipeline | None = None
+        self._video_ready: VideoLayersReady | None = None
+        self._audio_ready: AudioTrackReady | None = None
+        self._kinds: set[str] = set()
+        self._stopping: str | None = None
+        self._done = asyncio.Event()
+        self._all_ready = asyncio.Event()  # every announced kind has its track plan
+        self._pipeline_ended = asyncio.Event()
+        self._publisher_error: str | None = None
+        self.sources_attached = 0
+
+    # -- called by the front door / service --
+
+    def attach(self, source: MediaSource) -> None:
+        """Give the session its (next) source; a newer one replaces the one that is playing."""
+        self.sources_attached += 1
+        self._sources.put_nowait(source)
+        current = self._current
+        if current is not None and not current.ended:
+            current.close("replaced by a newer publisher on the same stream key")
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def stop(self, reason: str = "ingress stopped") -> None:
+        """End the session now, cleanly (INACTIVE): used by Update/Delete and shutdown."""
+        if self._stopping is None:
+            self._stopping = reason
+        if self._current is not None:
+            self._current.close(reason)
+        self._sources.put_nowait(_STOP)
+        await self._done.wait()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+    # -- the session's life --
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        config = PipelineConfig(
+            video=resolve_video(self.info.video if self.info.HasField("video") else None),
+            audio=resolve_audio(self.info.audio if self.info.HasField("audio") else None),
+            transcode=is_transcoded(self.info),
+            session_id=self.resource_id,
+        )
+
+        # The pipeline calls these from its own threads: hop onto the session's loop.
+        def on_frame(frame: OutputFrame) -> None:
+            loop.call_soon_threadsafe(self._on_frame, frame)
+
+        def on_event(event: PipelineEvent) -> None:
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+        sink = CallbackSink(on_frame, on_event)
+        error: str | None = None
+        try:
+            self._pipeline = await asyncio.to_thread(self._pipeline_factory, config, sink)
+            error = await self._supervise()
+        except IngressError as exc:
+            error = exc.message
+        except Exception as exc:  # a bug must still end the session in a clear state
+            log.exception("session %s failed", self.resource_id)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            await self._teardown(error)
+
+    async def _supervise(self) -> str | None:
+        """Run feeding and event handling until one of them decides the end; returns the error, if any."""
+        feeder = asyncio.create_task(self._feed(), name=f"feed-{self.resource_id}")
+        events = asyncio.create_task(self._handle_events(), name=f"events-{self.resource_id}")
+        watchdog = asyncio.create_task(self._start_watchdog(), name=f"watchdog-{self.resource_id}")
+        tasks = {feeder, events, watchdog}
+        try:
+            while True:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    tasks.discard(task)
+                    result = task.result()
+                    if task is watchdog and result is None:
+                        continue  # published in time; keep the others running
+                    if task is feeder and result is None:
+                        # The source ended cleanly: let the pipeline drain what it has into the room.
+                        return await self._drain(events)
+                    return result
+        finally:
+            for task in (feeder, events, watchdog):
+                task.cancel()
+            await asyncio.gather(feeder, events, watchdog, return_exceptions=True)
+
+    async def _feed(self) -> str | None:
+        """Sources → pipeline. Returns None on a clean end (or stop), the error message otherwise."""
+        assert self._pipeline is not None
+        while True:
+            source = await self._next_source(first=self._current is None)
+            if source is None:
+                return None
+            self._current = source
+            async for item in source:
+                if isinstance(item, EncodedPacket):
+                    self._pipeline.push(item)
+                else:
+                    self._kinds.add(item.kind)
+                    self._pipeline.add_stream(item)
+            if self._stopping is not None:
+                return None
+            if source.end_reason == EndReason.ERROR:
+                return source.error or "source error"
+            if source.end_reason not in _RECOVERABLE_ENDS:
+                return None
+            log.info(
+                "session %s: source ended (%s), waiting %.1f s for a reconnect",
+                self.resource_id,
+                source.end_reason,
+                self.settings.grace_seconds,
+            )
+
+    async def _next_source(self, first: bool) -> MediaSource | None:
+        """The next source: the first one without limit, a reconnect only within the grace window."""
+        try:
+            if first:
+                candidate = await self._sources.get()
+            else:
+                async with asyncio.timeout(self.settings.grace_seconds):
+                    candidate = await self._sources.get()
+        except TimeoutError:
+            return None
+        if candidate is _STOP:
+            return None
+        # Skip sources that were replaced before they were read (several reconnects in a row).
+        while not self._sources.empty():
+            newer = self._sources.get_nowait()
+            if newer is _STOP:
+                candidate.close(self._stopping or "ingress stopped")
+                return None
+            candidate.close("replaced by a newer publisher on the same stream key")
+            candidate = newer
+        return candidate
+
+    async def _start_watchdog(self) -> str | None:
+        await asyncio.sleep(self.settings.start_timeout_seconds)
+        if not self._published:
+            return SOURCE_NOT_READY.message
+        return None
+
+    async def _handle_events(self) -> str | None:
+        starter: asyncio.Task[None] | None = None
+        last_stats = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                event = await self._events.get()
+                if isinstance(event, VideoLayersReady | AudioTrackReady):
+                    if isinstance(event, VideoLayersReady):
+                        self._video_ready = self._video_ready or event
+                    else:
+                        self._audio_ready = self._audio_ready or event
+                    if starter is None:
+                        starter = asyncio.create_task(self._start_publisher())
+                    if self._tracks_complete():
+                        self._all_ready.set()
+                elif isinstance(event, InputStateChanged):
+                    await self.state.input(
+                        event.video.to_proto() if event.video else None, event.audio.to_proto() if event.audio else None
+                    )
+                elif isinstance(event, StatsUpdated):
+                    if loop.time() - last_stats >= self.settings.stats_report_seconds and (event.video or event.audio):
+                        last_stats = loop.time()
+                        await self.state.input(
+                            event.video.to_proto() if event.video else None,
+                            event.audio.to_proto() if event.audio else None,
+                        )
+                elif isinstance(event, PipelineFailed):
+                    return event.message
+                elif isinstance(event, PipelineEnded):
+                    self._pipeline_ended.set()
+                if starter is not None and starter.done() and starter.exception() is not None:
+                    exc = starter.exception()
+                    return exc.message if isinstance(exc, IngressError) else f"room publishing failed: {exc}"
+                if self._publisher_error is not None:
+                    return self._publisher_error
+        finally:
+            if starter is not None and not starter.done():
+                starter.cancel()
+
+    def _tracks_complete(self) -> bool:
+        video_ok = "video" not in self._kinds or self._video_ready is not None
+        audio_ok = "audio" not in self._kinds or self._audio_ready is not None
+        return video_ok and audio_ok
+
+    async def _start_publisher(self) -> None:
+        """Publish once every announced kind has a track plan, or after a short wait without the missing one."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.track_wait_seconds):
+                await self._all_ready.wait()
+        video = audio = None
+        if self._video_ready is not None:
+            ready = self._video_ready
+            video_options = self.info.video
+            video = VideoTrackPlan(
+                codec=ready.codec,
+                layers=ready.layers,
+                name=video_options.name or "video",
+                source=video_options.source or TrackSource.CAMERA,
+            )
+        if self._audio_ready is not None:
+            ready_audio = self._audio_ready
+            audio_options = self.info.audio
+            audio = AudioTrackPlan(
+                channels=ready_audio.channels,
+                bitrate=ready_audio.bitrate,
+                disable_dtx=ready_audio.disable_dtx,
+                name=audio_options.name or "audio",
+                source=audio_options.source or TrackSource.MICROPHONE,
+            )
+        token = ingress_join_token_for(self.info, self.settings.api_key, self.settings.api_secret)
+        publisher = RoomPublisher(
+            self.settings.ws_url,
+            token,
+            video=video,
+            audio=audio,
+            resource_id=self.resource_id,
+            options=self.settings.publisher,
+            on_keyframe_request=self._on_keyframe_request,
+            on_layers_changed=self._on_layers_changed,
+            on_event=self._on_publisher_event,
+        )
+        self._publisher = publisher
+        published = await publisher.start()
+        self._published = True
+        if self._pipeline is not None and video is not None:
+            # Frames made before the tracks existed were dropped: start every layer on a fresh IDR.
+            for layer in video.layers:
+                self._pipeline.request_keyframe(layer.quality)
+        await self.state.publishing(room_id=published.room_sid)
+
+    def _on_frame(self, frame: OutputFrame) -> None:
+        if self._published and self._publisher is not None:
+            self._publisher.write(frame)
+
+    def _on_keyframe_request(self, quality: int) -> None:
+        if self._pipeline is not None:
+            self._pipeline.request_keyframe(quality)
+
+    def _on_layers_changed(self, active: frozenset[int]) -> None:
+        if self._pipeline is None or self._video_ready is None:
+            return
+        for layer in self._video_ready.layers:
+            self._pipeline.set_layer_active(layer.quality, layer.quality in active)
+
+    def _on_publisher_event(self, event: PublisherEvent) -> None:
+        if isinstance(event, Disconnected) and event.error is not None and self._stopping is None:
+            self._publisher_error = event.error.message
+            self._events.put_nowait(_WAKE)
+
+    async def _drain(self, events: "asyncio.Task[str | None]") -> str | None:
+        """The source ended: let everything already received reach the room, then end."""
+        assert self._pipeline is not None
+        self._pipeline.end()
+        ended = asyncio.create_task(self._pipeline_ended.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {events, ended}, timeout=self.settings.drain_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ended.cancel()
+        return events.result() if events in done else None
+
+    async def _teardown(self, error: str | None) -> None:
+        if self._current is not None and not self._current.ended:
+            self._current.close(error or self._stopping or "ingress session ended")
+        while not self._sources.empty():
+            leftover = self._sources.get_nowait()
+            if leftover is not _STOP:
+                leftover.close(error or "ingress session ended")
+        if self._pipeline is not None:
+            await asyncio.to_thread(self._pipeline.close)
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):
+                await self._publisher.close()
+        try:
+            if error is not None and self._stopping is None:
+                await self.state.fail(error)
+            else:
+                await self.state.end()
+        except IngressError as exc:
+            # A newer session of the same ingress owns the record now ("older version"): nothing to correct.
+            log.info("session %s: final state not stored: %s", self.resource_id, exc.message)
+        finally:
+            self._done.set()
+            log.info("session %s ended: %s", self.resource_id, error or self._stopping or "source ended")
+
+
+class _Marker:
+    """A queue item that is not a source."""
+
+
+_STOP: MediaSource = _Marker()  # type: ignore[assignment]
+_WAKE: PipelineEvent = _Marker()  # type: ignore[assignment]
