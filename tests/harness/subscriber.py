@@ -133,6 +133,30 @@ class RoomSubscriber:
             await stream.aclose()
         return sizes
 
+    async def sizes_until(
+        self, identity: str, quality: int, want: tuple[int, int], run: int = 15, timeout: float = 15.0
+    ) -> list[tuple[int, int]]:
+        """Frame sizes after asking for ``quality``, until ``run`` frames in a row are ``want`` (or timeout).
+
+        The SFU switches layers on a keyframe and may hold a new viewer on a lower layer while it estimates
+        bandwidth, so what counts is where the stream settles, not the first frames after the request.
+        """
+        pub, track = await self._subscribed_track(identity, rtc.TrackKind.KIND_VIDEO, timeout)
+        pub.set_video_quality(quality)  # type: ignore[arg-type]
+        stream = rtc.VideoStream(track)
+        seen: list[tuple[int, int]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in stream:
+                    seen.append((event.frame.width, event.frame.height))
+                    if seen[-run:] == [want] * run:
+                        break
+        except TimeoutError:
+            pass
+        finally:
+            await stream.aclose()
+        return seen
+
     async def audio_frames(
         self, identity: str, frames: int = 25, sample_rate: int = 48_000, channels: int = 2, timeout: float = 20.0
     ) -> list[rtc.AudioFrame]:
