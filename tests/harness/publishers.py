@@ -33,6 +33,9 @@ class TestPattern:
     gop: int = 60
     bframes: int = 0
     realtime: bool = True  # -re: pace like a live encoder
+    # Stereo only: a different tone on the right channel (0: the same tone on both), so a viewer can tell
+    # whether the two channels survived the trip or were mixed down to mono.
+    right_tone_hz: int = 0
 
     def input_args(self) -> list[str]:
         args: list[str] = []
@@ -45,13 +48,14 @@ class TestPattern:
             ]
         if self.audio_codec:
             layout = "stereo" if self.channels == 2 else "mono"
-            args += (["-re"] if self.realtime and not self.video_codec else []) + [
-                "-f",
-                "lavfi",
-                "-i",
-                f"sine=frequency={self.tone_hz}:sample_rate={self.sample_rate}:duration={self.duration},"
-                f"aformat=channel_layouts={layout}",
-            ]
+            source = (
+                f"aevalsrc=0.5*sin({self.tone_hz}*2*PI*t)|0.5*sin({self.right_tone_hz}*2*PI*t)"
+                f":s={self.sample_rate}:d={self.duration}:c=stereo"
+                if self.right_tone_hz and self.channels == 2
+                else f"sine=frequency={self.tone_hz}:sample_rate={self.sample_rate}:duration={self.duration},"
+                f"aformat=channel_layouts={layout}"
+            )
+            args += (["-re"] if self.realtime and not self.video_codec else []) + ["-f", "lavfi", "-i", source]
         return args
 
     def codec_args(self) -> list[str]:

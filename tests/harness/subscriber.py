@@ -173,3 +173,31 @@ class RoomSubscriber:
             with contextlib.suppress(Exception):
                 await stream.aclose()
         return received
+
+    # -- additions for the room lifecycle tests and the publish-latency benchmark --
+
+    def record_participants(self) -> list[tuple[str, str, str]]:
+        """From now on, ("connected" | "disconnected", identity, sid) for every participant joining or leaving."""
+        events: list[tuple[str, str, str]] = []
+        self.room.on("participant_connected", lambda p: events.append(("connected", p.identity, p.sid)))
+        self.room.on("participant_disconnected", lambda p: events.append(("disconnected", p.identity, p.sid)))
+        return events
+
+    async def wait_gone(self, identity: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while identity in self.room.remote_participants:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"participant {identity!r} still in the room after {timeout} s")
+            await asyncio.sleep(0.05)
+
+    async def first_video_frame(self, identity: str, timeout: float = 20.0) -> tuple[float, rtc.VideoFrame]:
+        """(monotonic time, frame) of the first decoded video frame of ``identity``; subscribes as soon as it can."""
+        _, track = await self._subscribed_track(identity, rtc.TrackKind.KIND_VIDEO, timeout)
+        stream = rtc.VideoStream(track)
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in stream:
+                    return time.monotonic(), event.frame
+        finally:
+            await stream.aclose()
+        raise AssertionError(f"the video of {identity!r} ended before its first frame")
