@@ -198,6 +198,10 @@ class IngressSession:
                     self._pipeline.add_stream(item)
             if self._stopping is not None:
                 return None
+            if not self._sources.empty():
+                # A newer publisher is already waiting (``attach`` queued it, then closed this one): it takes over
+                # whatever ended this source.  Without this check the CLOSED end counted as a clean end.
+                continue
             if source.end_reason == EndReason.ERROR:
                 return source.error or "source error"
             if source.end_reason not in _RECOVERABLE_ENDS:
