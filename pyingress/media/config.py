@@ -25,6 +25,9 @@ class PipelineConfig:
     gop_seconds: float = 2.0
     # Consecutive packets a decoder may refuse before the session ends in ERROR (one bad packet is not fatal).
     decoder_error_limit: int = 25
+    # One thread per layer (feasibility.md §4: 2.3× real time for a 1080p ladder on 2 cores) or every layer on
+    # the decode thread (less CPU per media second when cores are shared; docs/performance.md has both).
+    parallel_layers: bool = True
     session_id: str = ""  # for log lines only
 
     def to_json(self) -> bytes:
@@ -53,6 +56,7 @@ class PipelineConfig:
                 "max_queue_delay": self.max_queue_delay,
                 "gop_seconds": self.gop_seconds,
                 "decoder_error_limit": self.decoder_error_limit,
+                "parallel_layers": self.parallel_layers,
                 "session_id": self.session_id,
             }
         ).encode()
@@ -76,5 +80,6 @@ class PipelineConfig:
             max_queue_delay=raw["max_queue_delay"],
             gop_seconds=raw["gop_seconds"],
             decoder_error_limit=raw["decoder_error_limit"],
+            parallel_layers=raw["parallel_layers"],
             session_id=raw["session_id"],
         )

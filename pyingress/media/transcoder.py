@@ -81,9 +81,11 @@ class _Work:
 
 
 class _Layer:
-    """One simulcast layer: a queue, a thread, a scaler+encoder, and the publisher's requests."""
+    """One simulcast layer: a scaler+encoder, the publisher's requests, and (parallel mode) a queue and a thread."""
 
-    def __init__(self, owner: "Transcoder", codec: str, planned: PlannedLayer, frame_rate: float, gop: int) -> None:
+    def __init__(
+        self, owner: "Transcoder", codec: str, planned: PlannedLayer, frame_rate: float, gop: int, threaded: bool
+    ) -> None:
         self.owner = owner
         self.planned = planned
         self.codec = codec
@@ -96,8 +98,10 @@ class _Layer:
         self._resume = False
         self._last_forced_ns = -MIN_FORCED_KEYFRAME_INTERVAL_NS
         self._abort = False
-        self.thread = threading.Thread(target=self._run, name=f"layer-{planned.quality_name}", daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None
+        if threaded:
+            self.thread = threading.Thread(target=self._run, name=f"layer-{planned.quality_name}", daemon=True)
+            self.thread.start()
 
     def request_keyframe(self) -> None:
         self._keyframe_wanted = True
@@ -107,9 +111,34 @@ class _Layer:
             self._resume = True  # subscribers coming back need an IDR at once, not in a GOP
         self.active = active
 
+    def offer(self, work: _Work, now: int) -> None:
+        if self.thread is not None:
+            self.queue.put(work, now)
+            return
+        try:
+            self._encode(work)
+        except Exception as error:
+            raise PipelineError(self._failure(error)) from error
+
+    def finish(self) -> None:
+        """End of stream: encode what is queued, flush the encoder."""
+        if self.thread is not None:
+            self.queue.close()
+            self.thread.join()
+            return
+        try:
+            self._emit(self.encoder.flush(), self.owner.clock())
+        finally:
+            self.encoder.close()
+
     def abort(self) -> None:
         self._abort = True
         self.queue.close()
+        if self.thread is not None:
+            self.thread.join(timeout=2)
+
+    def _failure(self, error: Exception) -> str:
+        return f"{self.codec} encoder ({self.planned.quality_name}) failed: {error}"
 
     def _take_keyframe(self, now: int) -> bool:
         if self._resume:
@@ -122,6 +151,13 @@ class _Layer:
         self.keyframes_forced += 1
         return True
 
+    def _encode(self, work: _Work) -> None:
+        if not self.active:
+            return
+        scaled = self.encoder.scale(work.frame, work.colorspace)
+        keyframe = self._take_keyframe(self.owner.clock())
+        self._emit(self.encoder.encode(scaled, work.pts, keyframe), work.arrival_ns)
+
     def _run(self) -> None:
         clock = self.owner.clock
         try:
@@ -129,16 +165,12 @@ class _Layer:
                 work = self.queue.get(clock)
                 if work is None or self._abort:
                     break
-                if not self.active:
-                    continue
-                scaled = self.encoder.scale(work.frame, work.colorspace)
-                keyframe = self._take_keyframe(clock())
-                self._emit(self.encoder.encode(scaled, work.pts, keyframe), work.arrival_ns)
+                self._encode(work)
             if not self._abort:
                 self._emit(self.encoder.flush(), clock())
         except Exception as error:  # any fault here ends the session, never the process
             log.exception("layer %s failed", self.planned.quality_name)
-            self.owner.fail(f"{self.codec} encoder ({self.planned.quality_name}) failed: {error}")
+            self.owner.fail(self._failure(error))
         finally:
             self.encoder.close()
 
@@ -271,9 +303,7 @@ class Transcoder:
             self._deliver(kind, source.decoder.flush())
             source.decoder.close()
         for layer in self._layers.values():
-            layer.queue.close()
-        for layer in self._layers.values():
-            layer.thread.join()
+            layer.finish()
         if self._opus is not None:
             for encoded in self._opus.flush():
                 self._emit_audio(encoded.data, encoded.pts, self.clock())
@@ -282,8 +312,6 @@ class Transcoder:
     def abort(self) -> None:
         for layer in self._layers.values():
             layer.abort()
-        for layer in self._layers.values():
-            layer.thread.join(timeout=2)
 
     def fail(self, message: str) -> None:
         with self._fail_lock:
@@ -335,17 +363,17 @@ class Transcoder:
             self.on_event(InputStateChanged(*self.input_state.snapshot()))
         work = _Work(frame, pts * 9 // 100, arrival_ns, frame.colorspace)
         now = self.clock()
-        for layer in self._layers.values():
+        for layer in self._layers.values():  # HIGH first: inline, the biggest picture should wait least
             if layer.active:
-                layer.queue.put(work, now)
+                layer.offer(work, now)
 
     def _start_layers(self, width: int, height: int) -> None:
         video = self.config.video
         assert video is not None and self.video_codec is not None
         self.plan = plan_layers(video.layers, width, height, fit=self.config.layer_fit)
         gop = max(1, round(self.config.gop_seconds * video.frame_rate))
-        for planned in self.plan.layers:
-            layer = _Layer(self, self.video_codec, planned, video.frame_rate, gop)
+        for planned in reversed(self.plan.layers):
+            layer = _Layer(self, self.video_codec, planned, video.frame_rate, gop, self.config.parallel_layers)
             if planned.quality in self._inactive:
                 layer.active = False
             if planned.quality in self._wanted_keyframes:

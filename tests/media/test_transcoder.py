@@ -307,3 +307,14 @@ def test_video_only_and_audio_only_sources(clips: Path) -> None:
     audio_only = Source([d for d in sound.streams if d.kind == "audio"], sound.kind("audio"))
     run = run_pipeline(_config(video_preset(0)), audio_only)
     assert run.collector.count("audio") == pytest.approx(50, abs=2) and not run.collector.frames.get(LOW)
+
+
+def test_sequential_layers_give_the_same_ladder(clips: Path) -> None:
+    source = _timestamp_source(clips)
+    parallel = run_pipeline(_config(video_preset(0)), source).collector
+    sequential = run_pipeline(_config(video_preset(0), parallel_layers=False), source).collector
+    assert sequential.failure is None and sequential.layers == parallel.layers
+    for quality in (LOW, MEDIUM):
+        ours, theirs = sequential.frames[quality], parallel.frames[quality]
+        assert [frame.pts for frame in ours] == [frame.pts for frame in theirs]
+        assert [frame.keyframe for frame in ours] == [frame.keyframe for frame in theirs]
