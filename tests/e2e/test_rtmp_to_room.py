@@ -36,7 +36,8 @@ async def _wait_status(client: api.LiveKitAPI, ingress_id: str, status: int, tim
 
 
 async def _assert_layer(viewer: RoomSubscriber, identity: str, quality: int, size: tuple[int, int]) -> None:
-    seen = await viewer.sizes_until(identity, quality, size)
+    # Generous: a new viewer is held on a low layer while the SFU estimates its bandwidth, longer on a busy CPU.
+    seen = await viewer.sizes_until(identity, quality, size, timeout=30)
     assert seen[-15:] == [size] * 15, f"quality {quality}: wanted {size}, saw {seen[-30:]}"
 
 
