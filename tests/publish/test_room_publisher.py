@@ -121,44 +121,6 @@ async def wait_for(condition: object, timeout: float, what: str) -> None:
     assert condition(), what  # type: ignore[operator]
 
 
-async def _video_track(viewer: RoomSubscriber, identity: str) -> tuple[rtc.RemoteTrackPublication, rtc.Track]:
-    participant = await viewer.wait_participant(identity)
-    async with asyncio.timeout(20):
-        while True:
-            for publication in participant.track_publications.values():
-                if publication.kind == rtc.TrackKind.KIND_VIDEO:
-                    if not publication.subscribed:
-                        publication.set_subscribed(True)
-                    if publication.track is not None:
-                        return publication, publication.track
-            await asyncio.sleep(0.05)
-
-
-async def sizes_after_asking(
-    viewer: RoomSubscriber, identity: str, quality: int, want: tuple[int, int], run: int = 15, timeout: float = 10.0
-) -> list[tuple[int, int]]:
-    """Decoded frame sizes after asking for ``quality``, until ``run`` frames in a row are ``want`` (or timeout).
-
-    The SFU switches layers on a keyframe and may hold a new viewer on a lower layer while it estimates bandwidth,
-    so what counts is where the stream settles, not the first frames after the request.
-    """
-    publication, track = await _video_track(viewer, identity)
-    publication.set_video_quality(quality)  # type: ignore[arg-type]
-    stream = rtc.VideoStream(track)
-    seen: list[tuple[int, int]] = []
-    try:
-        async with asyncio.timeout(timeout):
-            async for event in stream:
-                seen.append((event.frame.width, event.frame.height))
-                if seen[-run:] == [want] * run:
-                    break
-    except TimeoutError:
-        pass
-    finally:
-        await stream.aclose()
-    return seen
-
-
 def _is(error: BaseException | None, expected: IngressError) -> bool:
     """The same LiveKit error: code and message (what the session reports), not necessarily the same object."""
     return isinstance(error, IngressError) and (error.code, error.message) == (expected.code, expected.message)
@@ -206,7 +168,7 @@ async def test_h264_simulcast_and_stereo_opus_reach_a_subscriber(livekit_server:
         )
 
         for quality, size in ((HIGH, (1280, 720)), (MEDIUM, (640, 360)), (LOW, (320, 180))):
-            seen = await sizes_after_asking(viewer, identity, quality, size)
+            seen = await viewer.sizes_until(identity, quality, size)
             assert seen[-15:] == [size] * 15, f"{VideoQuality.Name(quality)}: {seen}"
         # the SFU asked the layers it switched to for keyframes (PLI on that layer's SSRC)
         assert set(session.keyframe_requests) & {MEDIUM, LOW}
@@ -250,7 +212,7 @@ async def test_vp8_two_layers_and_mono_audio(livekit_server: LivekitPeer) -> Non
         [video] = report.tracks_of("video")
         assert (video.mime_type.lower(), video.simulcasted, video.width, video.height) == ("video/vp8", True, 640, 360)
         for quality, size in ((HIGH, (640, 360)), (LOW, (320, 180))):
-            seen = await sizes_after_asking(viewer, identity, quality, size)
+            seen = await viewer.sizes_until(identity, quality, size)
             assert seen[-15:] == [size] * 15, f"{VideoQuality.Name(quality)}: {seen}"
 
         frames = await viewer.audio_frames(identity, frames=30, channels=2)
@@ -273,7 +235,7 @@ async def test_dynacast_pauses_unwatched_layers_and_resumes_them_with_a_keyframe
         ) as session,
         RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-dynacast", room)) as viewer,
     ):
-        seen = await sizes_after_asking(viewer, identity, LOW, (320, 180))
+        seen = await viewer.sizes_until(identity, LOW, (320, 180))
         assert seen[-15:] == [(320, 180)] * 15, seen
         await wait_for(lambda: frozenset({LOW}) in session.layer_changes, 20, "only LOW stays active")
         assert session.publisher.active_qualities == frozenset({LOW})
@@ -282,7 +244,7 @@ async def test_dynacast_pauses_unwatched_layers_and_resumes_them_with_a_keyframe
         assert session.publisher.stats.dropped_paused > paused  # MEDIUM/HIGH frames no longer sent
 
         session.keyframe_requests.clear()
-        seen = await sizes_after_asking(viewer, identity, HIGH, (1280, 720), timeout=20)
+        seen = await viewer.sizes_until(identity, HIGH, (1280, 720), timeout=20)
         assert seen[-15:] == [(1280, 720)] * 15, seen
         assert session.layer_changes[-1] == frozenset({LOW, MEDIUM, HIGH})
         assert HIGH in session.keyframe_requests  # resumed on an IDR
@@ -434,7 +396,7 @@ async def test_dropped_websocket_resumes_the_same_participant(livekit_server: Li
             assert [e.how for e in session.events if isinstance(e, Reconnecting)] == ["resume"]
             assert session.publisher.participant_sid == participant and session.publisher.stats.rejoins == 0
             async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-resume", room)) as viewer:
-                seen = await sizes_after_asking(viewer, identity, HIGH, (1280, 720))
+                seen = await viewer.sizes_until(identity, HIGH, (1280, 720))
                 assert seen[-15:] == [(1280, 720)] * 15, seen
     finally:
         proxy.close()
@@ -456,7 +418,7 @@ async def test_failed_media_transport_rejoins(livekit_server: LivekitPeer) -> No
         assert rejoins == [("rejoin", 1)]  # no resume (the signal connection is fine), the first rejoin worked
         assert session.publisher.participant_sid != first
         async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-transport", room)) as viewer:
-            seen = await sizes_after_asking(viewer, identity, HIGH, (640, 360))
+            seen = await viewer.sizes_until(identity, HIGH, (640, 360))
             assert seen[-15:] == [(640, 360)] * 15, seen
             assert len(viewer.room.remote_participants[identity].track_publications) == 1
 
@@ -520,7 +482,7 @@ async def test_killed_server_is_rejoined_when_it_comes_back(tmp_path: Path) -> N
                 .to_jwt()
             )
             async with RoomSubscriber(server.options.ws_url, token) as viewer:
-                seen = await sizes_after_asking(viewer, identity, HIGH, (640, 360))
+                seen = await viewer.sizes_until(identity, HIGH, (640, 360))
                 assert seen[-15:] == [(640, 360)] * 15, seen
     finally:
         server.kill()
