@@ -2,8 +2,6 @@
 HEVC/AV1/AVC from our client; what arrives is decoded with PyAV and checked the way a viewer would."""
 
 import asyncio
-import datetime
-import ipaddress
 import logging
 import shutil
 import ssl
@@ -11,16 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pyingress.ingest.rtmp.flv import VideoPacketType, aac_tag, ex_video_tag
 from pyingress.ingest.rtmp.server import RtmpLimits, RtmpServer
 from pyingress.ingest.source import EndReason
 from pyingress.media.packets import StreamDescription
 from tests.harness.publishers import TestPattern, ffmpeg_command
+from tests.harness.tls import self_signed_cert
 from tests.ingest.rtmp.media_check import Received, assert_monotonic, collect, decode_audio, decode_video
 from tests.ingest.rtmp.publishing import AsyncPublisher, EncodedClip, encode_clip
 
@@ -28,30 +23,8 @@ SECONDS, FPS = 3, 25
 
 
 def self_signed_context(directory: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
+    context.load_cert_chain(*self_signed_cert(directory))
     return context
 
 
