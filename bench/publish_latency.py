@@ -108,7 +108,15 @@ def run_child(config_path: str, out_path: str) -> int:
             record["samples"].setdefault(track, []).append((now, (now - arrival) / 1e6))
             if frame.kind == "video":
                 record.setdefault("first_rtp_video_ns", now)
+                if frame.keyframe:
+                    record.setdefault("keyframes_sent", []).append((now, frame.quality))
         return sent
+
+    wants_keyframe = room_publisher.RoomPublisher._receiver_wants_keyframe
+
+    def timed_wants_keyframe(self: Any, quality: int) -> None:
+        session(self.resource_id).setdefault("keyframe_requests", []).append((time.monotonic_ns(), quality))
+        wants_keyframe(self, quality)
 
     start = room_publisher.RoomPublisher.start
 
@@ -121,6 +129,7 @@ def run_child(config_path: str, out_path: str) -> int:
     media_pipeline._QueuedPipeline._deliver_frame = timed_deliver_frame  # type: ignore[method-assign]
     room_publisher.RoomPublisher._send = timed_send  # type: ignore[method-assign]
     room_publisher.RoomPublisher.start = timed_start  # type: ignore[method-assign]
+    room_publisher.RoomPublisher._receiver_wants_keyframe = timed_wants_keyframe  # type: ignore[method-assign]
     try:
         return pyingress_main(["serve", "--config", config_path])
     finally:
@@ -198,6 +207,7 @@ class FirstFrameViewer:
         self.room = rtc.Room()
         self.first_frame: asyncio.Future[tuple[float, int, int]] = asyncio.get_running_loop().create_future()
         self.frames = 0
+        self.subscribed_at: float | None = None
         self._readers: list[asyncio.Task[None]] = []
 
     async def join(self, ws_url: str, token: str) -> None:
@@ -206,6 +216,7 @@ class FirstFrameViewer:
 
     def _subscribed(self, track: rtc.Track, *_: Any) -> None:
         if track.kind == rtc.TrackKind.KIND_VIDEO:
+            self.subscribed_at = self.subscribed_at or time.monotonic()
             self._readers.append(asyncio.create_task(self._read(track)))
 
     async def _read(self, track: rtc.Track) -> None:
@@ -234,6 +245,7 @@ class Run:
     spawned: float = 0.0
     connected: float | None = None
     keyframe_at_door: float | None = None
+    subscribed: float | None = None  # the viewer's video track subscribed
     first_frame: float | None = None
     first_frame_size: tuple[int, int] = (0, 0)
     frames_seen: int = 0
@@ -285,7 +297,7 @@ async def one_run(
         if encoder.poll() is None:
             encoder.kill()
             encoder.wait()
-        run.frames_seen = viewer.frames
+        run.frames_seen, run.subscribed = viewer.frames, viewer.subscribed_at
         await viewer.leave()
     run.connected, run.keyframe_at_door = relay.connected_at, relay.first_keyframe_at
     listed = await client.ingress.list_ingress(ListIngressRequest(ingress_id=info.ingress_id))
@@ -376,6 +388,17 @@ def latency_table(results: list[Run], key: str = "samples") -> dict[str, dict[st
     return table
 
 
+def first_keyframe_request(run: Run) -> tuple[str, float, float | None] | None:
+    """(layer, asked, answered) of the first PLI/FIR from the room, in seconds since the keyframe at the door."""
+    requests, sent = run.timings.get("keyframe_requests", []), run.timings.get("keyframes_sent", [])
+    if not requests or run.keyframe_at_door is None:
+        return None
+    asked_ns, quality = requests[0]
+    answer = next((at for at, q in sent if q == quality and at >= asked_ns), None)
+    door = run.keyframe_at_door
+    return QUALITY_NAMES[quality], asked_ns / 1e9 - door, None if answer is None else answer / 1e9 - door
+
+
 def ms(value: float | None) -> str:
     return "—" if value is None else f"{value * 1000:.0f} ms"
 
@@ -384,7 +407,7 @@ def report(results: list[Run], seconds: float) -> dict[str, Any]:
     print(f"publish latency: {len(results)} run(s) × {seconds:g} s, default preset, 1280×720 30 fps, no B-frames")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n")
     print("time to first frame (from the first keyframe at the RTMP door unless noted)")
-    header = ("run", "spawn→door", "→pipeline", "→encoded", "→published", "→1st RTP", "→viewer", "size")
+    header = ("run", "spawn→door", "→pipeline", "→encoded", "→published", "→1st RTP", "→subscribed", "→decoded", "size")
     print("  " + "".join(f"{h:>12}" for h in header))
     to_first: list[float] = []
     for i, run in enumerate(results):
@@ -399,6 +422,7 @@ def report(results: list[Run], seconds: float) -> dict[str, Any]:
             ms(run.since_door("first_video_out_ns")),
             ms(run.since_door("published_ns")),
             ms(run.since_door("first_rtp_video_ns")),
+            ms(None if run.subscribed is None or door is None else run.subscribed - door),
             ms(viewer),
             "{}×{}".format(*run.first_frame_size),
         )
@@ -408,6 +432,14 @@ def report(results: list[Run], seconds: float) -> dict[str, Any]:
             f"  median keyframe at door → first decoded frame: {statistics.median(to_first) * 1000:.0f} ms"
             " (goal ≤ 1000)"
         )
+    for i, run in enumerate(results):
+        answered = first_keyframe_request(run)
+        if answered is not None:
+            quality, asked, sent = answered
+            print(
+                f"  run {i}: the SFU's first keyframe request ({quality}) at {ms(asked)},"
+                f" answered by a {quality} keyframe sent at {ms(sent)}"
+            )
     table = latency_table(results)
     pipeline = latency_table(results, "pipeline")
     print(f"\nlatency per track after the first {SKIP_SECONDS:g} s of each run, p50 / p95 / max in ms")
@@ -427,7 +459,7 @@ def report(results: list[Run], seconds: float) -> dict[str, Any]:
                 f"  run {i}: publisher write → wire p50 {percentile(waits, 0.5):.0f} ms (pacing clock trimmed by"
                 f" {pacer.get('trimmed', 0) * 1000:.0f} ms); sent {stats['frames_sent']}, drops {drops or 'none'}"
             )
-    bulky = ("samples", "pipeline", "write_to_wire_ms")
+    bulky = ("samples", "pipeline", "write_to_wire_ms", "keyframe_requests", "keyframes_sent")
     return {
         "runs": [
             asdict(run) | {"timings": {k: v for k, v in run.timings.items() if k not in bulky}} for run in results
