@@ -259,8 +259,8 @@ def pyingress(
     command += ["--parallel-layers", "1" if parallel_layers else "0"]
     cpu, _, out = measure(command)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["cpu_total"] = cpu
-    result["cpu"] = cpu - result["setup_cpu"]  # the pipeline's own: worker + session side
+    result["cpu_total"] = cpu  # wrong for concurrent sessions (their rusage windows overlap); kept for reference
+    result["cpu"] = result["worker_cpu"] + result["session_cpu"]  # the pipeline's own, as the child measured it
     result["cpu_per_media_s"] = result["cpu"] / result["media_seconds"]
     return result
 
