@@ -456,8 +456,9 @@ def report(results: list[Run], seconds: float) -> dict[str, Any]:
         if stats:
             drops = {k: v for k, v in stats.items() if k.startswith("dropped") and v}
             print(
-                f"  run {i}: publisher write → wire p50 {percentile(waits, 0.5):.0f} ms (pacing clock trimmed by"
-                f" {pacer.get('trimmed', 0) * 1000:.0f} ms); sent {stats['frames_sent']}, drops {drops or 'none'}"
+                f"  run {i}: publisher write → wire p50 {percentile(waits, 0.5):.0f} ms (pacing clock re-anchored"
+                f" {pacer.get('resyncs', 0)}×, trimmed by {pacer.get('trimmed', 0) * 1000:.0f} ms);"
+                f" sent {stats['frames_sent']}, drops {drops or 'none'}"
             )
     bulky = ("samples", "pipeline", "write_to_wire_ms", "keyframe_requests", "keyframes_sent")
     return {
