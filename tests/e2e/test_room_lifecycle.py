@@ -92,7 +92,7 @@ async def test_reconnect_within_grace_keeps_one_participant_and_grace_expiry_end
             first = push(SMALL, info, tmp_path / "ffmpeg-1.log")
             second = None
             try:
-                await viewer.wait_tracks(identity, timeout=30)
+                tracks = {t.sid for t in (await viewer.wait_tracks(identity, timeout=30)).tracks}
                 sid = viewer.room.remote_participants[identity].sid
                 await viewer.first_video_frame(identity)
                 await wait_status(client, info.ingress_id, PUBLISHING)
@@ -104,7 +104,9 @@ async def test_reconnect_within_grace_keeps_one_participant_and_grace_expiry_end
                 # Frames flow again: the viewer's stream keeps decoding well after the reconnect.
                 sizes = await viewer.video_sizes(identity, frames=30, settle=2.0, timeout=30)
                 assert sum(sizes.values()) == 30
-                assert viewer.room.remote_participants[identity].sid == sid
+                participant = viewer.room.remote_participants[identity]
+                assert participant.sid == sid
+                assert {t.sid for t in viewer.report(participant).tracks} == tracks  # the same tracks, not new ones
                 assert seen == [("connected", identity, sid)]
                 assert [p.sid for p in await room_participants(livekit_server, room) if p.identity == identity] == [sid]
                 state = await ingress_state(client, info.ingress_id)
