@@ -10,9 +10,10 @@ the next frame that can be sent, adding that latency once instead of dropping fo
 ``max_lead`` ahead means the timestamps jumped: the clock is re-anchored too.
 
 The anchor is the first frame's arrival, so if that frame came late relative to the ones after it (encoder start,
-a GOP burst from the source), every later frame would wait that much: a standing delay.  When no frame in a
-``trim_window`` went out less than ``trim_threshold`` early, the clock is moved earlier by at most ``max_trim``
-per window (≤ 5 % faster than real time with the defaults), so the delay drains without a burst.
+a GOP burst from the source), every later frame would wait that much: a standing delay.  When every frame of a
+``trim_window`` waited at least ``trim_threshold`` between arriving and going out, the clock is moved earlier by
+that wait (at most ``max_trim`` per window).  The wait is measured from the frame's *arrival*, not from when the
+send loop looks at it: frames queued behind a sleeping one are looked at just in time and would hide the delay.
 """
 
 from collections.abc import Hashable
@@ -76,9 +77,9 @@ class FramePacer:
     max_late: float = 0.1
     resync_after: float = 0.5
     max_lead: float = 5.0
-    trim_window: float = 2.0
+    trim_window: float = 1.0
     trim_threshold: float = 0.02
-    max_trim: float = 0.1
+    max_trim: float = 0.5
     clock: SessionClock = field(default_factory=SessionClock)
     stats: PacerStats = field(default_factory=PacerStats)
     _streams: dict[Hashable, StreamState] = field(default_factory=dict)
@@ -95,8 +96,13 @@ class FramePacer:
         """Hold ``key`` back until its next keyframe (a resumed layer, a new peer connection)."""
         self.stream(key).waiting_for_keyframe = True
 
-    def decide(self, key: Hashable, media_time: float, keyframe: bool, now: float) -> Decision:
-        """What to do with a frame of stream ``key`` (audio frames pass ``keyframe=True``)."""
+    def decide(
+        self, key: Hashable, media_time: float, keyframe: bool, now: float, arrived: float | None = None
+    ) -> Decision:
+        """What to do with a frame of stream ``key`` (audio frames pass ``keyframe=True``).
+
+        ``arrived``: when the frame reached the publisher (default ``now``), for measuring the standing delay.
+        """
         state = self.stream(key)
         resynced = False
         if not self.clock.anchored:
@@ -127,7 +133,8 @@ class FramePacer:
         state.waiting_for_keyframe = False
         self.stats.sent += 1
         delay = max(0.0, -lateness)
-        self._trim(delay, now, reset=resynced)
+        waited = delay + max(0.0, now - arrived) if arrived is not None else delay
+        self._trim(waited, now, reset=resynced)
         return Decision(Action.SEND, delay=delay, resynced=resynced)
 
     def _trim(self, lead: float, now: float, reset: bool) -> None:

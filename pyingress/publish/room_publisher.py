@@ -478,7 +478,8 @@ class RoomPublisher:
                 self.stats.dropped_paused += 1
                 continue
             media_time = float(frame.pts * frame.time_base)
-            decision = self._pacer.decide(key, media_time, frame.keyframe or not video, loop.time())
+            # loop.time() is time.monotonic(), the clock write() stamps frames with.
+            decision = self._pacer.decide(key, media_time, frame.keyframe or not video, loop.time(), written_at)
             if decision.resynced:
                 self.stats.resyncs += 1
             if decision.action is Action.DROP:

@@ -86,3 +86,19 @@ def test_no_trim_while_frames_arrive_just_in_time() -> None:
     for i in range(300):
         pacer.decide("audio", 0.02 * i, True, now=0.02 * i + (0.005 if i % 7 else 0.0))
     assert pacer.stats.trimmed == 0.0
+
+
+def test_a_standing_delay_is_seen_even_when_frames_queue_behind_a_sleeping_one() -> None:
+    """The send loop looks at a frame only when it reaches the head of the queue: by then its own wait is over
+    (same-timestamp layers, audio behind video), so the delay must be measured from the frame's arrival."""
+    pacer = FramePacer()
+    pacer.decide("audio", 0.0, True, now=0.0)  # anchored on a first frame that came 300 ms late
+    waits = []
+    for i in range(1, 200):  # 4 s of frames, each arriving 300 ms before it is due and looked at when due
+        media = 0.02 * i
+        due = pacer.clock.due(media)
+        decision = pacer.decide("audio", media, True, now=max(due, media - 0.3), arrived=media - 0.3)
+        waits.append(max(due, media - 0.3) - (media - 0.3) + decision.delay)
+    assert waits[0] > 0.29
+    assert max(waits[-50:]) < 0.03  # drained within the first trim windows
+    assert pacer.stats.trimmed > 0.27
