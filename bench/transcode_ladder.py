@@ -224,6 +224,7 @@ def run_child(args: argparse.Namespace) -> None:
                 "worker_rss_peak": max(rss, default=0.0),
                 "worker_rss_first": rss[2] if len(rss) > 2 else 0.0,
                 "worker_rss_last": rss[-1] if rss else 0.0,
+                "worker_rss_per_minute": [round(max(rss[i : i + 120]), 1) for i in range(0, len(rss), 120)],
                 "dropped": dropped,
                 "drops": {k: v for k, v in stats.items() if ("dropped" in k or "skips" in k) and v},
                 "keyframe_skips": stats.get("keyframe_skips", 0),
@@ -375,7 +376,7 @@ def live(
     label = f"{sessions} sessions" if sessions > 1 else "1 session"
     label += "" if parallel_layers else ", layers sequential"
     span = media_seconds or seconds
-    print(f"\n== live {codec} {clip.stem}, {label}, paced at 1x for {span:g} s (latency after the first 90 frames) ==")
+    print(f"\n== live {codec} {clip.stem}, {label}, paced at 1x for {span:g} s (latency after the first 90 frames, or a third of a short run) ==")
     results: list[dict[str, Any]] = []
 
     def one() -> None:
@@ -399,6 +400,8 @@ def live(
             f"worker RSS {result['worker_rss_first']:.0f} → {result['worker_rss_last']:.0f} MB "
             f"(peak {result['worker_rss_peak']:.0f})"
         )
+        if len(result["worker_rss_per_minute"]) > 1:
+            print(f"  worker RSS, peak of each minute (MB): {result['worker_rss_per_minute']}")
 
 
 def main() -> None:
