@@ -376,7 +376,7 @@ def live(
     label = f"{sessions} sessions" if sessions > 1 else "1 session"
     label += "" if parallel_layers else ", layers sequential"
     span = media_seconds or seconds
-    print(f"\n== live {codec} {clip.stem}, {label}, paced at 1x for {span:g} s (latency after the first 90 frames, or a third of a short run) ==")
+    print(f"\n== live {codec} {clip.stem}, {label}, paced at 1x for {span:g} s (latency after the start-up frames) ==")
     results: list[dict[str, Any]] = []
 
     def one() -> None:
