@@ -325,11 +325,10 @@ class IngressSession:
         )
         self._publisher = publisher
         published = await publisher.start()
+        # No IDR is forced here: the SFU asks for one per layer as soon as a viewer subscribes, and an IDR forced
+        # now would only make that request wait out the encoder's keyframe rate limit (measured: +230-630 ms to a
+        # new viewer's first frame).
         self._published = True
-        if self._pipeline is not None and video is not None:
-            # Frames made before the tracks existed were dropped: start every layer on a fresh IDR.
-            for layer in video.layers:
-                self._pipeline.request_keyframe(layer.quality)
         await self.state.publishing(room_id=published.room_sid)
 
     def _on_frame(self, frame: OutputFrame) -> None:

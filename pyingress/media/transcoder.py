@@ -54,8 +54,11 @@ FrameCallback = Callable[[OutputFrame, int], None]  # the frame, and arrival (mo
 EventCallback = Callable[[PipelineEvent], None]
 
 # A forced IDR costs several P-frames of bits; a storm of PLIs (many subscribers, one lossy) must not turn the
-# layer into an all-IDR stream.  Requests inside the interval wait for it, none is lost.
+# layer into an all-IDR stream.  A token bucket: one forced IDR per interval sustained, with a burst of two so
+# that a request right after another (the publisher's own, then a new viewer's) is not held back — measured,
+# a plain 500 ms gap added 400-500 ms to a new viewer's first frame.  Requests that must wait are not lost.
 MIN_FORCED_KEYFRAME_INTERVAL_NS = 500_000_000
+FORCED_KEYFRAME_BURST = 2
 _ARRIVAL_MEMORY = 512  # decoded-frame → packet-arrival map entries kept per stream
 
 
@@ -96,7 +99,8 @@ class _Layer:
         self.keyframes_forced = 0
         self._keyframe_wanted = False
         self._resume = False
-        self._last_forced_ns = -MIN_FORCED_KEYFRAME_INTERVAL_NS
+        self._keyframe_tokens = float(FORCED_KEYFRAME_BURST)
+        self._tokens_at_ns: int | None = None
         self._abort = False
         self.thread: threading.Thread | None = None
         if threaded:
@@ -141,13 +145,18 @@ class _Layer:
         return f"{self.codec} encoder ({self.planned.quality_name}) failed: {error}"
 
     def _take_keyframe(self, now: int) -> bool:
+        if self._tokens_at_ns is not None:
+            refill = (now - self._tokens_at_ns) / MIN_FORCED_KEYFRAME_INTERVAL_NS
+            self._keyframe_tokens = min(float(FORCED_KEYFRAME_BURST), self._keyframe_tokens + refill)
+        self._tokens_at_ns = now
         if self._resume:
             self._resume = False
             self._keyframe_wanted = False
-        elif not self._keyframe_wanted or now - self._last_forced_ns < MIN_FORCED_KEYFRAME_INTERVAL_NS:
+        elif not self._keyframe_wanted or self._keyframe_tokens < 1:
             return False
+        else:
+            self._keyframe_tokens -= 1
         self._keyframe_wanted = False
-        self._last_forced_ns = now
         self.keyframes_forced += 1
         return True
 
