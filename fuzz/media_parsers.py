@@ -1,7 +1,7 @@
 """Long-running fuzz entry points for the media parsers that read untrusted or cross-process bytes.
 
-    python tests/media/fuzz_media.py wire tests/media/corpus/wire          # the worker pipe protocol
-    python tests/media/fuzz_media.py bitstream tests/media/corpus/bitstream  # avcC/hvcC, Annex-B, SPS, VP8
+    python fuzz/media_parsers.py wire      tests/media/corpus/wire          # the worker pipe protocol
+    python fuzz/media_parsers.py bitstream      tests/media/corpus/bitstream  # avcC/hvcC, Annex-B, SPS, VP8
 
 Needs ``pip install atheris`` (not a test dependency; CI runs the bounded hypothesis versions in test_wire.py and
 test_bitstream.py).  Only our exception types may escape.
