@@ -33,17 +33,8 @@ class LayerFit(enum.Enum):
 
 
 @dataclass(frozen=True)
-class PlannedLayer:
-    """One layer as it will be encoded: exact size and target bitrate (bps)."""
-
-    quality: int  # livekit VideoQuality
-    width: int
-    height: int
-    bitrate: int
-
-    @property
-    def quality_name(self) -> str:
-        return VideoQuality.Name(self.quality)
+class PlannedLayer(LayerSpec):
+    """One layer as it will be encoded: the exact size fitted to the source (a LayerSpec is a bounding box)."""
 
 
 @dataclass(frozen=True)
