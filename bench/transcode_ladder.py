@@ -157,7 +157,7 @@ def run_child(args: argparse.Namespace) -> None:
         encoding_for(args.codec, height),
         audio_preset(0),
         max_queue_delay=0.5 if live else None,
-        parallel_layers=args.parallel_layers == "1",
+        parallel_layers={"1": True, "0": False}.get(args.parallel_layers),  # "auto": the pipeline decides
         session_id=f"bench-{args.mode}",
     )
     loops = max(1, round(args.media_seconds / (packets[-1].dts * packets[-1].time_base))) if args.media_seconds else 1
@@ -253,11 +253,11 @@ def pyingress(
     mode: str,
     isolation: str = "process",
     media_seconds: float = 0,
-    parallel_layers: bool = True,
+    parallel_layers: bool | None = None,
 ) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, "--clip", str(clip), "--codec", codec]
     command += ["--isolation", isolation, "--media-seconds", str(media_seconds)]
-    command += ["--parallel-layers", "1" if parallel_layers else "0"]
+    command += ["--parallel-layers", {True: "1", False: "0", None: "auto"}[parallel_layers]]
     cpu, _, out = measure(command)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["cpu_total"] = cpu  # wrong for concurrent sessions (their rusage windows overlap); kept for reference
@@ -339,7 +339,7 @@ def offline(
         add("ffmpeg CLI, same settings, default threads", ffmpeg_same_settings(clip, codec, seconds, "auto"))
         if with_threads:
             add("pyingress (threads in-process)", pyingress(clip, codec, "offline", isolation="thread"))
-            add("pyingress (process, layers sequential)", pyingress(clip, codec, "offline", parallel_layers=False))
+            add("pyingress (process, thread per layer)", pyingress(clip, codec, "offline", parallel_layers=True))
         if with_shared and codec == "h264":
             add("baseline-ladder ffmpeg (default threads)", shared_baseline("ffmpeg", clip, height, seconds))
             add("baseline-ladder gstreamer (livekit-style)", shared_baseline("gstreamer", clip, height, seconds))
@@ -347,7 +347,7 @@ def offline(
     order = [
         "pyingress (worker process)",
         "pyingress (threads in-process)",
-        "pyingress (process, layers sequential)",
+        "pyingress (process, thread per layer)",
         "ffmpeg CLI, same settings, 1 thread",
         "ffmpeg CLI, same settings, default threads",
         "baseline-ladder ffmpeg (default threads)",
@@ -371,10 +371,15 @@ def offline(
 
 
 def live(
-    clip: Path, codec: str, seconds: float, sessions: int = 1, media_seconds: float = 0, parallel_layers: bool = True
+    clip: Path,
+    codec: str,
+    seconds: float,
+    sessions: int = 1,
+    media_seconds: float = 0,
+    parallel_layers: bool | None = None,
 ) -> None:
     label = f"{sessions} sessions" if sessions > 1 else "1 session"
-    label += "" if parallel_layers else ", layers sequential"
+    label += "" if parallel_layers is None else (", thread per layer" if parallel_layers else ", layers sequential")
     span = media_seconds or seconds
     print(f"\n== live {codec} {clip.stem}, {label}, paced at 1x for {span:g} s (latency after the start-up frames) ==")
     results: list[dict[str, Any]] = []
@@ -415,7 +420,7 @@ def main() -> None:
     parser.add_argument("--codec", default="h264", help=argparse.SUPPRESS)
     parser.add_argument("--isolation", default="process", help=argparse.SUPPRESS)
     parser.add_argument("--media-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
-    parser.add_argument("--parallel-layers", default="1", help=argparse.SUPPRESS)
+    parser.add_argument("--parallel-layers", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.mode = args.child
@@ -437,7 +442,7 @@ def main() -> None:
         offline(clip720, "h264", 720, seconds, with_shared=True, with_threads=False, repeat=args.repeat)
         offline(clip1080, "vp8", 1080, seconds, with_shared=False, with_threads=False, repeat=args.repeat)
         live(clip1080, "h264", seconds)
-        live(clip1080, "h264", seconds, parallel_layers=False)
+        live(clip1080, "h264", seconds, parallel_layers=True)
         live(clip720, "h264", seconds, sessions=2)
     print(f"\nload average after: {os.getloadavg()}")
 
