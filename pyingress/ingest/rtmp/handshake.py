@@ -91,35 +91,52 @@ class HandshakeState(Enum):
     COMPLETE = "complete"
 
 
-class ServerHandshake:
-    """Server side: reads C0+C1, answers S0+S1+S2 at once, then reads C2.
+class _HandshakeSide:
+    """What both sides share: bytes to send, and bytes that arrive after the handshake kept for the chunk stream."""
 
-    Bytes after C2 (the first chunks, often in the same segment) are kept in ``leftover`` for the chunk stream.
-    """
-
-    def __init__(self, *, epoch_ms: int = 0, random_bytes: RandomBytes = os.urandom) -> None:
-        self._epoch_ms = epoch_ms & 0xFFFFFFFF
-        self._random = random_bytes
+    def __init__(self) -> None:
         self._buffer = bytearray()
         self._out = bytearray()
-        self.state = HandshakeState.WAITING_FOR_HELLO
-        self.client_digest_scheme: int | None = None  # None: the client spoke the plain handshake
         self.leftover = b""
 
     @property
     def complete(self) -> bool:
-        return self.state is HandshakeState.COMPLETE
+        raise NotImplementedError
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
         self._out.clear()
         return out
 
-    def receive_data(self, data: bytes) -> None:
+    def _take(self, data: bytes) -> bool:
+        """Buffer ``data`` for the handshake; False (data kept as leftover) once the handshake is complete."""
         if self.complete:
             self.leftover += data
-            return
+            return False
         self._buffer += data
+        return True
+
+
+class ServerHandshake(_HandshakeSide):
+    """Server side: reads C0+C1, answers S0+S1+S2 at once, then reads C2.
+
+    Bytes after C2 (the first chunks, often in the same segment) are kept in ``leftover`` for the chunk stream.
+    """
+
+    def __init__(self, *, epoch_ms: int = 0, random_bytes: RandomBytes = os.urandom) -> None:
+        super().__init__()
+        self._epoch_ms = epoch_ms & 0xFFFFFFFF
+        self._random = random_bytes
+        self.state = HandshakeState.WAITING_FOR_HELLO
+        self.client_digest_scheme: int | None = None  # None: the client spoke the plain handshake
+
+    @property
+    def complete(self) -> bool:
+        return self.state is HandshakeState.COMPLETE
+
+    def receive_data(self, data: bytes) -> None:
+        if not self._take(data):
+            return
         if self.state is HandshakeState.WAITING_FOR_HELLO:
             if self._buffer:
                 _check_version(self._buffer[0], "the client")
@@ -152,7 +169,7 @@ class ServerHandshake:
         return s1 + s2
 
 
-class ClientHandshake:
+class ClientHandshake(_HandshakeSide):
     """Client side (used by our test publisher): C0+C1 at start, S0+S1+S2 in, C2 out.
 
     ``digest=True`` sends a scheme-0 digest C1 like FFmpeg does; the server's S1 digest and S2 signature are then
@@ -160,9 +177,10 @@ class ClientHandshake:
     """
 
     def __init__(self, *, digest: bool = True, epoch_ms: int = 0, random_bytes: RandomBytes = os.urandom) -> None:
+        super().__init__()
         self._digest = digest
         self._random = random_bytes
-        self._buffer = bytearray()
+        self._done = False
         time = struct.pack(">I", epoch_ms & 0xFFFFFFFF)
         if digest:
             self._c1, self._c1_digest = imprint_digest(
@@ -170,21 +188,16 @@ class ClientHandshake:
             )
         else:
             self._c1, self._c1_digest = time + b"\0\0\0\0" + random_bytes(HANDSHAKE_SIZE - 8), b""
-        self._out = bytearray(bytes([RTMP_VERSION]) + self._c1)
-        self.complete = False
+        self._out += bytes([RTMP_VERSION]) + self._c1
         self.server_digest_verified = False
-        self.leftover = b""
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+    @property
+    def complete(self) -> bool:
+        return self._done
 
     def receive_data(self, data: bytes) -> None:
-        if self.complete:
-            self.leftover += data
+        if not self._take(data):
             return
-        self._buffer += data
         if self._buffer:
             _check_version(self._buffer[0], "the server")
         if len(self._buffer) < 1 + 2 * HANDSHAKE_SIZE:
@@ -201,4 +214,4 @@ class ClientHandshake:
             expected_s2 = signed_response(s2, self._c1_digest, FLASH_MEDIA_SERVER_KEY)
             self.server_digest_verified = hmac.compare_digest(expected_s2, s2)
             self._out += signed_response(self._random(HANDSHAKE_SIZE), server_digest, FLASH_PLAYER_KEY)
-        self.complete = True
+        self._done = True
