@@ -48,6 +48,7 @@ class RoomServerOptions:
     webhook_urls: list[str] = field(default_factory=list)
     binary: str = ""
     log_path: str = ""  # empty: discard the server's own log
+    congestion_control: bool = True  # LiveKit's downlink congestion control (its default: on)
 
     @property
     def ws_url(self) -> str:
@@ -68,6 +69,7 @@ class RoomServerOptions:
                 # Everything here is loopback: let ICE offer it (dev mode would otherwise pick interface IPs).
                 "enable_loopback_candidate": True,
                 "node_ip": "127.0.0.1",
+                "congestion_control": {"enabled": self.congestion_control},
             },
             "keys": {self.api_key: self.api_secret},
             "logging": {"level": "info"},

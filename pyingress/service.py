@@ -170,8 +170,18 @@ async def session_manager_extension(service: IngressService) -> None:
     from pyingress.session_manager import SessionManager
 
     assert service.control is not None and service.sessions is not None, "a control-plane extension must run first"
+    from pyingress.media.launcher import default_launcher
+
     manager = SessionManager(service.config, service.control, service.sessions, service.ws_url)
     service.session_manager = manager
+    # The zygote imports PyAV now, so the first session's worker forks in milliseconds instead of starting Python.
+    launcher = default_launcher()
+    launcher.start()
+
+    async def stop_launcher() -> None:
+        launcher.close()
+
+    service.add_cleanup(stop_launcher)  # after the sessions (cleanups run in reverse)
     service.add_cleanup(manager.close)
 
 

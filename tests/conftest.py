@@ -11,12 +11,32 @@ import pytest
 
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.ports import free_port
+from tests.harness.processes import log_offsets, log_sections
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.redis_peer import RedisPeer
 
 # The base URLs livekit-server puts into IngressInfo.url; pyingress instances started by tests use their own.
 RTMP_BASE_PORT = free_port()
 WHIP_BASE_PORT = free_port()
+
+
+_LOG_OFFSETS = pytest.StashKey[dict[Path, int]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_LOG_OFFSETS] = log_offsets()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test's report carries what the peers (livekit-server, pyingress, ffmpeg, Redis) logged meanwhile:
+    a CI failure has to be explainable from its output alone."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        for title, text in log_sections(item.stash.get(_LOG_OFFSETS, {})):
+            report.sections.append((title, text))
+    return report
 
 
 @pytest.fixture(scope="session")

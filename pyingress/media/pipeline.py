@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -37,6 +36,7 @@ from pyingress.media.events import (
 )
 from pyingress.media.flow import PacketQueue
 from pyingress.media.latency import LatencyRecorder
+from pyingress.media.launcher import WorkerLauncher, WorkerProcess, default_launcher
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
 from pyingress.media.transcoder import Transcoder
 from pyingress.media.wire import (
@@ -185,21 +185,12 @@ class ProcessPipeline(_QueuedPipeline):
         config: PipelineConfig,
         sink: PipelineSink,
         clock: Clock = time.monotonic_ns,
-        python: str = sys.executable,
+        launcher: WorkerLauncher | None = None,
     ) -> None:
         super().__init__(config, sink, clock)
         self._control: deque[bytes] = deque()  # keyframe/layer requests overtake queued media
         self._stderr_tail: deque[str] = deque(maxlen=5)
-        # Two malloc arenas are plenty for a decode thread and three encoders (measured: −6 MB for a 1080p worker).
-        env = {"MALLOC_ARENA_MAX": "2", **os.environ}
-        self.process = subprocess.Popen(
-            [python, "-m", "pyingress.media.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            close_fds=True,
-            env=env,
-        )
+        self.process: WorkerProcess = (launcher or default_launcher()).launch()
         self._threads = [
             threading.Thread(target=self._write_loop, name="media-writer", daemon=True),
             threading.Thread(target=self._read_loop, name="media-reader", daemon=True),
@@ -376,6 +367,7 @@ def open_pipeline(
     sink: PipelineSink,
     isolation: Literal["process", "thread"] = "process",
     clock: Clock = time.monotonic_ns,
+    launcher: WorkerLauncher | None = None,
 ) -> MediaPipeline:
     """The pipeline for one session: pass-through when transcoding is off, else a worker process (or thread)."""
     if not config.transcode:
@@ -384,4 +376,4 @@ def open_pipeline(
         return PassthroughPipeline(config, sink, clock)
     if isolation == "thread":
         return ThreadPipeline(config, sink, clock)
-    return ProcessPipeline(config, sink, clock)
+    return ProcessPipeline(config, sink, clock, launcher)

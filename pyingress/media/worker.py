@@ -2,19 +2,21 @@
 
 Why a process: a decoder fed a hostile or broken bitstream can do worse than raise — FFmpeg bugs crash or hang
 native code, and that must end one session, not the service (ingress.md §1.1: LiveKit runs a handler process per
-session for the same reason).  The process costs ~0.2 s to start (overlapping the RTMP handshake), a pipe copy of
-the compressed data each way, and ~40 MB of RSS; docs/performance.md has the measured comparison with threads.
+session for the same reason).  Forked from a warm zygote (launcher.py) a worker starts in milliseconds with PyAV
+imported; it costs a pipe copy of the compressed data each way and ~40 MB of RSS; docs/performance.md has the
+measured comparison with threads.
 
 Exit codes: 0 after a clean end of stream (or when the session went away), 1 after a failure already reported as
 a ``PipelineFailed`` event.  Anything else (a signal) the session reports itself.
 
-    python -m pyingress.media.worker
+    python -m pyingress.media.worker      (or forked by pyingress.media.zygote, which calls main())
 """
 
 import contextlib
 import ctypes
 import logging
 import os
+import resource
 import select
 import signal
 import sys
@@ -24,7 +26,7 @@ import time
 import av.logging
 
 from pyingress.media.config import PipelineError
-from pyingress.media.events import PipelineEnded, PipelineEvent, PipelineFailed
+from pyingress.media.events import PipelineEnded, PipelineEvent, PipelineFailed, StatsUpdated
 from pyingress.media.packets import OutputFrame
 from pyingress.media.transcoder import Transcoder
 from pyingress.media.wire import (
@@ -67,10 +69,19 @@ class _Output:
         self.write(encode_event(event))
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """A session process that dies without closing our stdin must not leave an orphan encoding for nobody."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _with_usage(stats: StatsUpdated) -> StatsUpdated:
+    """The worker's own CPU time and peak RSS ride along with its counters: a forked worker is not the session's
+    child, so nothing else can account for it (rusage of a forked process starts at zero)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    stats.stats.counters["worker_cpu_ms"] = round((usage.ru_utime + usage.ru_stime) * 1000)
+    stats.stats.counters["worker_max_rss_kb"] = usage.ru_maxrss
+    return stats
 
 
 class Worker:
@@ -97,7 +108,7 @@ class Worker:
             if transcoder is not None and transcoder.failed is not None:
                 return 1  # a layer thread failed and has reported it
             if time.monotonic() >= next_stats and transcoder is not None:
-                self.output.event(transcoder.stats())
+                self.output.event(_with_usage(transcoder.stats()))
                 next_stats = time.monotonic() + STATS_INTERVAL
 
     def _handle(self, message: Message) -> None:
@@ -118,7 +129,7 @@ class Worker:
         elif isinstance(message, EndOfStream):
             transcoder.end()
             if transcoder.failed is None:
-                self.output.event(transcoder.stats())
+                self.output.event(_with_usage(transcoder.stats()))
                 self.output.event(PipelineEnded())
             self.ended = True
 
@@ -136,7 +147,7 @@ def main() -> int:
     sys.stdout = sys.stderr
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     av.logging.set_level(av.logging.ERROR)
-    _die_with_parent()
+    die_with_parent()
     output = _Output(out_fd)
     worker = Worker(in_fd, output)
     try:

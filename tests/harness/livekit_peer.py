@@ -6,6 +6,7 @@ from livekit import api
 
 from pyingress.room_server import LocalRoomServer, RoomServerOptions
 from tests.harness.ports import free_port, free_udp_port
+from tests.harness.processes import PEER_LOGS
 
 API_KEY = "devkey"
 API_SECRET = "secret"
@@ -31,7 +32,13 @@ class LivekitPeer:
             whip_base_url=whip_base_url,
             webhook_urls=webhook_urls or [],
             log_path=str(workdir / f"livekit-{id(self)}.log"),
+            # The SFU's downlink estimator can hold a new viewer on the lowest layer for tens of seconds when a
+            # loaded 2-core machine delays its loopback feedback (a CI run saw 30 s of 320x180 after asking for
+            # 640x360). That tests the SFU's BWE under CPU starvation, not what pyingress publishes; the room
+            # server `serve` starts keeps LiveKit's default.
+            congestion_control=False,
         )
+        PEER_LOGS.add(Path(self.options.log_path))
         self.server = LocalRoomServer(self.options)
 
     api_key = API_KEY

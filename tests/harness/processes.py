@@ -12,6 +12,30 @@ class PeerError(RuntimeError):
     pass
 
 
+# Every peer log of this test session; a failing test's report shows what each one wrote while it ran.
+PEER_LOGS: set[Path] = set()
+
+
+def log_offsets() -> dict[Path, int]:
+    """How far each peer log has been written, to show only a test's own lines when it fails."""
+    return {path: path.stat().st_size for path in PEER_LOGS if path.exists()}
+
+
+def log_sections(since: dict[Path, int], lines: int = 60, width: int = 400) -> list[tuple[str, str]]:
+    """(title, text) per peer log that grew since ``since``: its last ``lines`` lines, each cut to ``width``."""
+    sections = []
+    for path in sorted(PEER_LOGS):
+        if not path.exists():
+            continue
+        with path.open("rb") as log:
+            log.seek(since.get(path, 0))
+            new = log.read().decode(errors="replace").splitlines()
+        if new:
+            text = "\n".join(line[:width] for line in new[-lines:])
+            sections.append((f"peer log {path.parent.name}/{path.name} (last {min(lines, len(new))} lines)", text))
+    return sections
+
+
 def wait_until(
     ready: Callable[[], bool],
     timeout: float,
@@ -48,6 +72,7 @@ def start_logged(
     argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: str | None = None
 ) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    PEER_LOGS.add(log_path)
     return subprocess.Popen(
         list(argv),
         stdout=log,

@@ -1,0 +1,92 @@
+"""The warm parent of media workers: imports PyAV and the transcoder once, then forks one worker per session.
+
+Runs as ``python -m pyingress.media.zygote FD`` where FD is a SOCK_SEQPACKET socket to the launcher
+(launcher.py).  Messages, one per packet:
+
+    launcher → zygote   b"launch <id>"  with three fds: the worker's stdin, stdout and stderr
+    zygote → launcher   b"pid <id> <pid>" with one fd: a pidfd of the worker (kill without a pid-reuse race)
+                        b"exit <pid> <returncode>"  when a worker is reaped (negative: killed by that signal)
+
+Single-threaded on purpose: fork() copies only the calling thread, so a zygote with threads could hand a worker
+a lock held forever.  It exits when the launcher's end of the socket closes, and with its parent (PDEATHSIG);
+its workers die with it the same way, and see EOF on stdin when their session goes.
+"""
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+
+from pyingress.media import worker
+
+_MAX_MESSAGE = 256
+
+
+def _fork_worker(stdio: list[int], keep_closed: list[int]) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 70  # EX_SOFTWARE: worker.main() returned instead of exiting
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        for fd in [*stdio, *keep_closed]:
+            if fd > 2:
+                os.close(fd)
+        worker.main()
+    finally:
+        os._exit(code)
+
+
+def _reap(control: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        control.send(b"exit %d %d" % (pid, os.waitstatus_to_exitcode(status)))
+
+
+def serve(control: socket.socket) -> int:
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd hears about exits
+    signal.set_wakeup_fd(wake_write)
+    while True:
+        ready, _, _ = select.select([control.fileno(), wake_read], [], [])
+        if wake_read in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_read, 512)
+        if control.fileno() in ready:
+            message, fds, _, _ = socket.recv_fds(control, _MAX_MESSAGE, 3)
+            if not message:
+                return 0  # the launcher is gone
+            words = message.split()
+            if words[:1] == [b"launch"] and len(words) == 2 and len(fds) == 3:
+                pid = _fork_worker(fds, [control.fileno(), wake_read, wake_write])
+                pidfd = os.pidfd_open(pid)
+                socket.send_fds(control, [b"pid %s %d" % (words[1], pid)], [pidfd])
+                os.close(pidfd)
+            for fd in fds:  # the worker has its copies; ours would hide EOF from the session
+                os.close(fd)
+        _reap(control)
+
+
+def main() -> int:
+    worker.die_with_parent()
+    control = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        return serve(control)
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
