@@ -426,6 +426,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length for the full run")
     parser.add_argument("--repeat", type=int, default=1, help="offline runs per variant; medians are printed")
+    parser.add_argument("--only", default="1080p,720p,vp8,live", help="scenarios of the full run, comma-separated")
     parser.add_argument("--soak", type=float, default=0.0, help="only: one live 1080p session for this many seconds")
     parser.add_argument("--child", choices=["offline", "live"], help=argparse.SUPPRESS)
     parser.add_argument("--clip", help=argparse.SUPPRESS)
@@ -450,13 +451,18 @@ def main() -> None:
         return
     seconds = args.seconds
     clip1080, clip720 = make_clip(1080, seconds), make_clip(720, seconds)
+    wanted = set(args.only.split(","))
     with tempfile.TemporaryDirectory():
-        offline(clip1080, "h264", 1080, seconds, with_shared=True, with_threads=True, repeat=args.repeat)
-        offline(clip720, "h264", 720, seconds, with_shared=True, with_threads=False, repeat=args.repeat)
-        offline(clip1080, "vp8", 1080, seconds, with_shared=False, with_threads=False, repeat=args.repeat)
-        live(clip1080, "h264", seconds)
-        live(clip1080, "h264", seconds, parallel_layers=True)
-        live(clip720, "h264", seconds, sessions=2)
+        if "1080p" in wanted:
+            offline(clip1080, "h264", 1080, seconds, with_shared=True, with_threads=True, repeat=args.repeat)
+        if "720p" in wanted:
+            offline(clip720, "h264", 720, seconds, with_shared=True, with_threads=False, repeat=args.repeat)
+        if "vp8" in wanted:
+            offline(clip1080, "vp8", 1080, seconds, with_shared=False, with_threads=False, repeat=args.repeat)
+        if "live" in wanted:
+            live(clip1080, "h264", seconds)
+            live(clip1080, "h264", seconds, parallel_layers=True)
+            live(clip720, "h264", seconds, sessions=2)
     print(f"\nload average after: {os.getloadavg()}")
 
 

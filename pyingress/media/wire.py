@@ -31,6 +31,8 @@ _PACKET = struct.Struct(">BBqqIIqI")
 _FRAME = struct.Struct(">BBBBqIHHq")
 _KINDS: tuple[MediaKind, MediaKind] = ("video", "audio")
 _OUTPUT_CODECS = ("h264", "vp8", "opus")
+_VIDEO_TIME_BASE = Fraction(1, 90_000)  # made once: a Fraction costs microseconds, there are ~150 frames a second
+_AUDIO_TIME_BASE = Fraction(1, 48_000)
 _NO_QUALITY = 255
 _KEYFRAME = 1
 _HAS_CONFIG = 2
@@ -234,7 +236,7 @@ def _output(payload: bytes) -> FrameMessage:
         codec=_OUTPUT_CODECS[codec],
         data=payload[_FRAME.size :],
         pts=pts,
-        time_base=Fraction(1, 90_000) if media == "video" else Fraction(1, 48_000),
+        time_base=_VIDEO_TIME_BASE if media == "video" else _AUDIO_TIME_BASE,
         keyframe=bool(flags & _KEYFRAME),
         quality=None if quality == _NO_QUALITY else quality,
         width=width,

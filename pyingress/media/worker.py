@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import av.logging
 
@@ -54,8 +55,33 @@ class _Output:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._lock = threading.Lock()
+        self._batch: list[bytes] = []
+        self._batcher: int | None = None  # the thread whose messages are being held for one write
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """What the calling thread writes meanwhile goes out in one write at the end.
+
+        With the layers encoded on the decode thread, one packet's whole ladder then wakes the session's reader
+        once instead of once per layer: each wakeup costs the session ~80 µs of CPU on this VM, a tenth of the
+        pipe's overhead.  The top layer waits for the lower layers' encodes (a few ms at 1080p).
+        """
+        self._batcher = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._batcher = None
+            batch, self._batch = self._batch, []
+            if batch:
+                self._write(b"".join(batch))
 
     def write(self, data: bytes) -> None:
+        if self._batcher == threading.get_ident():
+            self._batch.append(data)
+        else:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         with self._lock:
             view = memoryview(data)
             while view:
@@ -101,7 +127,8 @@ class Worker:
                 if not data:
                     return self._session_gone()
                 for message in self.reader.feed(data):
-                    self._handle(message)
+                    with self.output.batched():
+                        self._handle(message)
                     if self.ended:
                         return 0
             transcoder = self.transcoder
