@@ -324,8 +324,16 @@ def shared_baseline(tool: str, clip: Path, height: int, seconds: float) -> dict[
 # -- report ----------------------------------------------------------------------------------------------------
 
 
-def _ratio(ours: dict[str, Any], theirs: dict[str, Any] | None) -> str:
-    return f"{ours['cpu'] / theirs['cpu']:.3f}" if theirs else "n/a"
+def _paired_ratio(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> str:
+    """Median over repetitions of pyingress CPU ÷ this variant's CPU *in the same repetition*.
+
+    Variants of one repetition run back to back, so a neighbour's load or the VM's drift hits both sides of each
+    ratio alike; a ratio of medians would pair runs minutes apart (ffmpeg alone varied by 10 % between runs).
+    """
+    if len(ours) != len(theirs):
+        return "n/a"
+    ratios = sorted(mine["cpu"] / other["cpu"] for mine, other in zip(ours, theirs, strict=True))
+    return f"{ratios[len(ratios) // 2]:.3f}"
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -366,6 +374,7 @@ def offline(
         "baseline-ladder gstreamer (livekit-style)",
     ]
     print(f"{'variant':46} {'CPU s':>7} {'CPU/media-s':>12} {'wall s':>7}  pyingress/this  (all CPU s)")
+    print("(CPU s, wall s: the median run; pyingress/this: the median of the per-repetition ratios)")
     for name in order:
         if name not in variants:
             continue
@@ -373,7 +382,7 @@ def offline(
         spread = " ".join(f"{run['cpu']:.2f}" for run in variants[name])
         print(
             f"{name:46} {row['cpu']:7.2f} {row['cpu_per_media_s']:12.3f} {row['wall']:7.2f}  "
-            f"{_ratio(process, row):>14}  ({spread})"
+            f"{_paired_ratio(variants['pyingress (worker process)'], variants[name]):>14}  ({spread})"
         )
     print(
         f"pyingress CPU = worker {process['worker_cpu']:.2f} s + session side (queue, pipe, events)"

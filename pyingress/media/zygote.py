@@ -13,6 +13,7 @@ its workers die with it the same way, and see EOF on stdin when their session go
 """
 
 import contextlib
+import gc
 import os
 import select
 import signal
@@ -81,6 +82,9 @@ def serve(control: socket.socket) -> int:
 
 def main() -> int:
     worker.die_with_parent()
+    # Everything imported so far moves out of the collector's sight: collections in the workers then never touch
+    # (and so never copy) the pages they share with the zygote.
+    gc.freeze()
     control = socket.socket(fileno=int(sys.argv[1]))
     try:
         return serve(control)
