@@ -180,7 +180,9 @@ def run_child(args: argparse.Namespace) -> None:
 
     def sample() -> None:
         while not stop.wait(0.5):
-            rss.append(_rss_mb(worker_pid))
+            mb = _rss_mb(worker_pid)
+            if mb:  # 0: the worker has already exited
+                rss.append(mb)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
