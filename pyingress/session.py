@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livekit.protocol.ingress import IngressInfo
+from livekit.protocol.ingress import IngressInfo, IngressInput
 from livekit.protocol.models import TrackSource
 
 from pyingress.control.errors import SOURCE_NOT_READY, IngressError
@@ -38,6 +38,7 @@ from pyingress.media.packets import EncodedPacket, OutputFrame
 from pyingress.media.pipeline import MediaPipeline, open_pipeline
 from pyingress.media.presets import resolve_audio, resolve_video
 from pyingress.media.sinks import CallbackSink
+from pyingress.metrics import SESSIONS, SESSIONS_ENDED, PipelineCounters
 from pyingress.publish.livekit.token import ingress_join_token_for
 from pyingress.publish.publication import (
     AudioTrackPlan,
@@ -92,6 +93,7 @@ class IngressSession:
         self._publisher: RoomPublisher | None = None
         self._published = False
         self._pipeline: MediaPipeline | None = None
+        self._counters = PipelineCounters()  # feeds the Prometheus totals
         self._video_ready: VideoLayersReady | None = None
         self._audio_ready: AudioTrackReady | None = None
         self._kinds: set[str] = set()
@@ -148,6 +150,8 @@ class IngressSession:
 
         sink = CallbackSink(on_frame, on_event)
         error: str | None = None
+        input_name = IngressInput.Name(self.info.input_type)
+        SESSIONS.labels(input_name).inc()
         try:
             self._pipeline = await asyncio.to_thread(self._pipeline_factory, config, sink)
             error = await self._supervise()
@@ -158,6 +162,8 @@ class IngressSession:
             error = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             await self._teardown(error)
+            SESSIONS.labels(input_name).dec()
+            SESSIONS_ENDED.labels(input_name, "error" if error else "ok").inc()
 
     async def _supervise(self) -> str | None:
         """Run feeding and event handling until one of them decides the end; returns the error, if any."""
@@ -262,6 +268,8 @@ class IngressSession:
                         event.video.to_proto() if event.video else None, event.audio.to_proto() if event.audio else None
                     )
                 elif isinstance(event, StatsUpdated):
+                    if self._pipeline is not None:  # its counters: the worker's and the session-side queue's
+                        self._counters.update(self._pipeline.stats.counters)
                     if loop.time() - last_stats >= self.settings.stats_report_seconds and (event.video or event.audio):
                         last_stats = loop.time()
                         await self.state.input(
@@ -372,6 +380,7 @@ class IngressSession:
                 leftover.close(error or "ingress session ended")
         if self._pipeline is not None:
             await asyncio.to_thread(self._pipeline.close)
+            self._counters.update(self._pipeline.stats.counters)  # what happened since the last report
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await self._publisher.close()

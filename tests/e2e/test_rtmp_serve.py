@@ -3,6 +3,7 @@
 import asyncio
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from livekit.protocol.ingress import (
     ListIngressRequest,
     UpdateIngressRequest,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.ports import free_port
@@ -34,6 +36,16 @@ async def _create(client: api.LiveKitAPI, room: str, identity: str) -> tuple[str
     return info.ingress_id, info.url, info.stream_key
 
 
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def _push_briefly(url: str, log: Path) -> subprocess.CompletedProcess[str]:
     """A short ffmpeg push; returns its outcome (a refused publish makes ffmpeg fail with the server's text)."""
     pattern = TestPattern(width=320, height=240, fps=15, duration=2, realtime=False)
@@ -44,8 +56,13 @@ async def test_rtmps_from_config_reaches_the_room(
     pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
 ) -> None:
     cert, key = self_signed_cert(tmp_path)
-    port = free_port()
-    peer = pyingress_factory({"rtmp": {"rtmps_port": port, "cert_file": str(cert), "key_file": str(key)}})
+    port, metrics_port = free_port(), free_port()
+    peer = pyingress_factory(
+        {
+            "rtmp": {"rtmps_port": port, "cert_file": str(cert), "key_file": str(key)},
+            "prometheus_port": metrics_port,
+        }
+    )
     async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
         ingress_id, _, stream_key = await _create(client, "e2e-rtmps", "rtmps-encoder")
         encoder = start_ffmpeg(
@@ -61,6 +78,12 @@ async def test_rtmps_from_config_reaches_the_room(
                 seen = await viewer.sizes_until("rtmps-encoder", 2, (640, 360), timeout=30)
                 assert seen[-15:] == [(640, 360)] * 15
             assert (await _state(client, ingress_id)).status == IngressState.ENDPOINT_PUBLISHING
+            # An operator sees the session and its layers' frames on /metrics.
+            metrics = await asyncio.to_thread(_scrape, metrics_port)
+            assert metrics[("pyingress_sessions", (("input", "RTMP_INPUT"),))] == 1
+            frames_out = (("name", "frames_out"), ("track", "MEDIUM"))
+            top_layer_frames = metrics[("pyingress_pipeline_events_total", frames_out)]
+            assert top_layer_frames >= 25  # 640x360 is the MEDIUM layer of the default preset; stats come each second
         finally:
             encoder.terminate()
             encoder.wait(timeout=10)

@@ -1,0 +1,49 @@
+"""Prometheus metrics, served at ``/metrics`` on ``prometheus_port``: what an operator graphs and alerts on.
+
+    pyingress_sessions{input}                          sessions running now, by input (RTMP_INPUT, …)
+    pyingress_sessions_ended_total{input,result}       sessions ended, by how: ok or error
+    pyingress_pipeline_events_total{name,track}        the media pipeline's counters summed over every session:
+                                                       timeline discontinuities and wraparounds, frames out and
+                                                       dropped late per layer, forced keyframes, worker CPU, …
+
+The pipeline reports cumulative counters per session (``PipelineStats``); ``PipelineCounters`` turns each
+session's report into increments, so the process-wide totals stay monotonic as sessions come and go.
+"""
+
+from collections.abc import Mapping
+
+from prometheus_client import Counter, Gauge
+
+SESSIONS = Gauge("pyingress_sessions", "Ingress sessions running now", ["input"])
+SESSIONS_ENDED = Counter("pyingress_sessions_ended", "Ingress sessions ended", ["input", "result"])
+PIPELINE_EVENTS = Counter(
+    "pyingress_pipeline_events",
+    "Media pipeline counters summed over sessions (name: the counter; track: the layer or kind it is about, if any)",
+    ["name", "track"],
+)
+
+_TRACKS = frozenset({"video", "audio", "LOW", "MEDIUM", "HIGH"})
+_NOT_MONOTONIC = frozenset({"worker_max_rss_kb"})
+
+
+def split_counter_name(key: str) -> tuple[str, str]:
+    """``frames_out.HIGH`` → (``frames_out``, ``HIGH``); ``timeline.discontinuities`` → (that, "")."""
+    name, _, track = key.rpartition(".")
+    return (name, track) if name and track in _TRACKS else (key, "")
+
+
+class PipelineCounters:
+    """One session's view: feed it every stats report, it adds what grew since the last one."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def update(self, counters: Mapping[str, int]) -> None:
+        for key, value in counters.items():
+            if key in _NOT_MONOTONIC:
+                continue
+            last = self._last.get(key, 0)
+            grew = value - last if value >= last else value  # a new worker (reconnect) starts from zero again
+            self._last[key] = value
+            if grew > 0:
+                PIPELINE_EVENTS.labels(*split_counter_name(key)).inc(grew)
