@@ -26,4 +26,6 @@ def test_sessions_add_what_grew_and_a_restarted_worker_counts_from_zero() -> Non
     first.update({"frames_out.HIGH": 5})  # a new worker after a reconnect: its 5 are new frames
     assert _total("frames_out", "HIGH") - base_frames == 60 + 10 + 5
     assert _total("timeline.discontinuities") - base_jumps == 1
-    assert REGISTRY.get_sample_value("pyingress_pipeline_events_total", {"name": "worker_max_rss_kb", "track": ""}) is None
+    assert (
+        REGISTRY.get_sample_value("pyingress_pipeline_events_total", {"name": "worker_max_rss_kb", "track": ""}) is None
+    )

@@ -118,6 +118,7 @@ class WorkerLauncher:
         self._workers: dict[int, ForkedWorker] = {}
         self._ids = itertools.count(1)
         self.zygote_pid: int | None = None
+        self._thread: threading.Thread | None = None  # starts the zygote and reads its answers, while it runs
 
     def start(self) -> bool:
         """Start the zygote now (idempotent); False when workers will be spawned instead."""
@@ -135,7 +136,7 @@ class WorkerLauncher:
         return spawn_worker(self.python)
 
     def close(self) -> None:
-        """Stop the zygote; workers it forked are killed with it (PDEATHSIG)."""
+        """Stop the zygote and wait for it; workers it forked are killed with it (PDEATHSIG)."""
         with self._launch_lock:
             self._drop_zygote()
 
@@ -152,6 +153,7 @@ class WorkerLauncher:
             target=self._run_zygote, args=(ours, theirs, started), name="media-zygote", daemon=True
         )
         thread.start()
+        self._thread = thread
         started.wait()
         theirs.close()
         if self.zygote_pid is None:
@@ -178,6 +180,8 @@ class WorkerLauncher:
         try:
             self._read_answers(control)
         finally:
+            with contextlib.suppress(OSError):
+                control.shutdown(socket.SHUT_RDWR)  # whatever ended the reading, the zygote must go too
             zygote.wait()
             self._zygote_gone(control)
 
@@ -254,10 +258,14 @@ class WorkerLauncher:
             launch.done.set()
 
     def _drop_zygote(self) -> None:
+        """End the zygote and wait until its thread has noted it, so the next launch starts a fresh one."""
         control = self._control
         if control is not None:
             with contextlib.suppress(OSError):
                 control.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
 
 _default: WorkerLauncher | None = None

@@ -105,3 +105,12 @@ def test_without_forking_workers_are_spawned_and_account_for_themselves_the_same
     assert parent == os.getpid()
     assert collector.failure is None and collector.count(VideoQuality.MEDIUM) == 60
     assert pipeline.stats.get("worker_cpu_ms") > 0
+
+
+def test_close_ends_the_zygote_and_its_workers_and_a_later_launch_starts_afresh(launcher: WorkerLauncher) -> None:
+    worker = launcher.launch()
+    old = launcher.zygote_pid
+    launcher.close()
+    assert worker.wait(10) == -signal.SIGKILL and launcher.zygote_pid is None
+    fresh = launcher.launch()
+    assert launcher.zygote_pid not in (None, old) and _parent(fresh.pid) == launcher.zygote_pid
