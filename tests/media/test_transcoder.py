@@ -275,7 +275,10 @@ def test_keyframe_requests_and_paused_layers(clips: Path, isolation: Literal["th
     pipeline.close()
     medium = collector.frames[MEDIUM]
     low = collector.frames[LOW]
-    assert [i for i, frame in enumerate(medium) if frame.keyframe] == [0, 60]  # first IDR, then the requested one
+    # The first IDR, then the requested one: on the next frame encoded after the request, which is frame 59 or 60
+    # depending on whether the last frame pushed had left the decoder when the request arrived.
+    forced = [i for i, frame in enumerate(medium) if frame.keyframe]
+    assert forced[0] == 0 and forced[1:] in ([59], [60])
     assert len(medium) == 180
     # Paused for the 2 s in the middle. Pause and resume are asynchronous to the frames already queued for the
     # layer, so the frame at either edge may or may not be encoded: 59 or 60 frames before, 60 or 61 after.
