@@ -165,6 +165,7 @@ class MessageReader:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._codecs: dict[str, str] = {}  # kind -> codec of the last stream message; packets carry none
+        self._time_bases: dict[tuple[int, int], Fraction] = {}
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
@@ -208,6 +209,15 @@ class MessageReader:
             raise WireError(f"malformed {kind!r} message: {error}") from None
         raise WireError(f"unknown message type {kind!r}")
 
+    def _time_base(self, num: int, den: int) -> Fraction:
+        """One Fraction per time base seen (a stream has one): building one per packet costs microseconds."""
+        found = self._time_bases.get((num, den))
+        if found is None:
+            found = Fraction(num, den)
+            if len(self._time_bases) < 16:  # a stream has one; never let a strange one grow this
+                self._time_bases[(num, den)] = found
+        return found
+
     def _packet(self, payload: bytes) -> PacketMessage:
         kind, flags, pts, dts, num, den, arrival, config_size = _PACKET.unpack_from(payload)
         start = _PACKET.size
@@ -221,7 +231,7 @@ class MessageReader:
             data=payload[start + config_size :],
             pts=pts,
             dts=dts,
-            time_base=Fraction(num, den),
+            time_base=self._time_base(num, den),
             keyframe=bool(flags & _KEYFRAME),
             codec_config=config,
         )
