@@ -82,6 +82,11 @@ FINAL_LEAVE_REASONS = frozenset(
 )
 # Queued frames beyond these counts mean the sender is stuck; further frames are dropped (queues bounded in time
 # by the pacer, in items by these).
+# After a peer-connection failure, how long to wait for the signal connection to explain it (a leave) before
+# treating it as a network fault; the two come from the server at the same instant.
+PEER_FAILURE_GRACE = 1.0
+# (join generation, its signal connection or None for the peer connection, why, the server's leave if any)
+_Incident = tuple[int, "sig.SignalClient | None", str, "sig.Left | None"]
 MAX_QUEUED_VIDEO = 600
 MAX_QUEUED_AUDIO = 500
 LATENCY_SAMPLES = 2048
@@ -189,7 +194,7 @@ class RoomPublisher:
         self._join: _Join | None = None
         self._generation = 0
         self._refreshed_token = ""
-        self._incidents: asyncio.Queue[tuple[int, sig.SignalClient | None, str, sig.Left | None]] = asyncio.Queue()
+        self._incidents: asyncio.Queue[_Incident] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed: asyncio.Future[IngressError | None] | None = None
         self._closing = False
@@ -537,6 +542,13 @@ class RoomPublisher:
             join = self._join
             if join is None or generation != join.generation or (signal is not None and signal is not join.signal):
                 continue  # about a join or a signal connection already replaced
+            if signal is None:
+                # The server ending us (room deleted, participant removed) closes the peer connection and sends a
+                # leave at the same moment, and the leave can be processed second. Rejoining on the peer failure
+                # alone would re-create a deleted room: give the signal connection a moment to say which it is.
+                told = await self._signal_word(generation)
+                if told is not None:
+                    generation, signal, reason, left = told
             if (
                 left is not None
                 and left.action == rtc.LeaveRequest.Action.DISCONNECT
@@ -560,6 +572,17 @@ class RoomPublisher:
                 await self._finish(_fresh(ROOM_DISCONNECTED_UNEXPECTEDLY), f"rejoin failed after: {reason}")
                 return
             self.stats.rejoins += 1
+
+    async def _signal_word(self, generation: int) -> _Incident | None:
+        """The next incident of join ``generation`` from its signal connection, within ``PEER_FAILURE_GRACE``."""
+        try:
+            async with asyncio.timeout(PEER_FAILURE_GRACE):
+                while True:
+                    incident = await self._incidents.get()
+                    if incident[0] == generation and incident[1] is not None:
+                        return incident
+        except TimeoutError:
+            return None
 
     async def _resume(self, join: _Join, reason: str) -> bool:
         """Reconnect the websocket to the same participant (``reconnect=1``) while media keeps flowing."""

@@ -281,6 +281,29 @@ async def test_deleted_room_ends_with_room_disconnected(livekit_server: LivekitP
             assert _is(await session.publisher.wait_closed(), ROOM_DISCONNECTED)
 
 
+async def test_a_deleted_room_whose_peer_connection_fails_first_is_not_re_created(livekit_server: LivekitPeer) -> None:
+    """The race a CI run caught: the server's teardown failed the peer connection before its leave was read, and
+    the publisher rejoined, re-creating the room an operator had just deleted. Forced here: the transport fails
+    first, the deletion follows at once."""
+    room = "publish-deleted-race"
+    async with publishing(
+        livekit_server.ws_url, room, "ingress-deleted-race", vp8_clip(), video=VideoTrackPlan("vp8", VP8_LAYERS)
+    ) as session:
+        join = session.publisher._join
+        assert join is not None and join.peer.simulcast is not None
+        lk = livekit_server.api()
+        try:
+            await join.peer.simulcast.transceiver.sender.transport.stop()  # the peer connection fails...
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))  # ...and the leave comes second
+            async with asyncio.timeout(15):
+                assert _is(await session.publisher.wait_closed(), ROOM_DISCONNECTED)
+            assert session.publisher.stats.rejoins == 0
+            rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            assert not rooms.rooms, "the deleted room was created again"
+        finally:
+            await lk.aclose()
+
+
 async def test_refused_token_fails_at_once(livekit_server: LivekitPeer) -> None:
     token = ingress_join_token(API_KEY, "not-the-secret", room_name="r", identity="i", ingress_id="IN_x")
     publisher = RoomPublisher(livekit_server.ws_url, token, audio=AudioTrackPlan())
