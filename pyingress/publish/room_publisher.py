@@ -10,7 +10,8 @@ aiortc extended with rid simulcast (``webrtc/``):
 * dynacast: ``subscribed_quality_update`` pauses the layers nobody watches and resumes them on a keyframe, and
   tells the pipeline through ``on_layers_changed`` so it can stop encoding them;
 * failures: a lost websocket with a healthy peer connection resumes (``reconnect=1``); anything else — ICE or
-  DTLS failure (aiortc cannot restart ICE), a refused resume, a leave asking to reconnect — rejoins from scratch,
+  DTLS failure (aiortc cannot restart ICE; first the signal connection gets ``PEER_FAILURE_GRACE`` to say whether
+  the server ended us), a refused resume, a leave asking to reconnect — rejoins from scratch,
   up to ``max_rejoins`` times, then ends with "room disconnected unexpectedly" (retryable); the server removing
   us for good (duplicate identity, room deleted, participant removed) ends with "room disconnected";
 * watchdogs (ingress.md §1.8): tracks not published within ``publish_timeout`` → "room disconnected
