@@ -78,12 +78,16 @@ async def test_rtmps_from_config_reaches_the_room(
                 seen = await viewer.sizes_until("rtmps-encoder", 2, (640, 360), timeout=30)
                 assert seen[-15:] == [(640, 360)] * 15
             assert (await _state(client, ingress_id)).status == IngressState.ENDPOINT_PUBLISHING
-            # An operator sees the session and its layers' frames on /metrics.
-            metrics = await asyncio.to_thread(_scrape, metrics_port)
+            # An operator sees the session and its layers' frames on /metrics (the pipeline reports once a second).
+            frames_out = ("pyingress_pipeline_events_total", (("name", "frames_out"), ("track", "MEDIUM")))
+            deadline = time.monotonic() + 10
+            while True:
+                metrics = await asyncio.to_thread(_scrape, metrics_port)
+                if metrics.get(frames_out, 0) >= 25 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
             assert metrics[("pyingress_sessions", (("input", "RTMP_INPUT"),))] == 1
-            frames_out = (("name", "frames_out"), ("track", "MEDIUM"))
-            top_layer_frames = metrics[("pyingress_pipeline_events_total", frames_out)]
-            assert top_layer_frames >= 25  # 640x360 is the MEDIUM layer of the default preset; stats come each second
+            assert metrics.get(frames_out, 0) >= 25  # 640x360 is the MEDIUM layer of the default preset
         finally:
             encoder.terminate()
             encoder.wait(timeout=10)
