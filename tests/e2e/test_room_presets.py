@@ -50,6 +50,23 @@ async def channel_tones(viewer: RoomSubscriber, identity: str) -> tuple[float, f
     return dominant(pcm[:, 0]), dominant(pcm[:, 1]), float(np.abs(pcm[:, 0] - pcm[:, 1]).max()) / peak
 
 
+async def assert_simulcast_video(
+    viewer: RoomSubscriber, identity: str, mime: str, high: tuple[int, int], low: tuple[int, int]
+) -> None:
+    """One simulcast ``mime`` track at the top layer's size, whose HIGH and LOW layers decode at those sizes."""
+    report = await viewer.wait_tracks(identity, timeout=30)
+    (video,) = report.tracks_of("video")
+    assert (video.mime_type, video.simulcasted, video.width, video.height) == (mime, True, *high)
+    await assert_layer(viewer, identity, Q_HIGH, high)
+    await assert_layer(viewer, identity, Q_LOW, low)
+
+
+async def assert_mono(viewer: RoomSubscriber, livekit: LivekitPeer, room: str, identity: str) -> None:
+    _, _, difference = await channel_tones(viewer, identity)
+    assert difference < 0.05, "mono audio should reach both channels identically"
+    assert not await audio_is_stereo(livekit, room, identity)
+
+
 async def audio_is_stereo(livekit: LivekitPeer, room: str, identity: str) -> bool:
     (participant,) = [p for p in await room_participants(livekit, room) if p.identity == identity]
     (audio,) = [t for t in participant.tracks if t.type == 0]  # TrackType.AUDIO
@@ -73,11 +90,7 @@ async def test_540p_two_layer_preset_and_stereo_audio(
     encoder = push(pattern, info, tmp_path / "ffmpeg.log")
     try:
         async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer:
-            report = await viewer.wait_tracks(identity, timeout=30)
-            (video,) = report.tracks_of("video")
-            assert (video.mime_type, video.simulcasted, video.width, video.height) == ("video/H264", True, 960, 540)
-            await assert_layer(viewer, identity, Q_HIGH, (960, 540))
-            await assert_layer(viewer, identity, Q_LOW, (480, 270))
+            await assert_simulcast_video(viewer, identity, "video/H264", (960, 540), (480, 270))
 
             left, right, difference = await channel_tones(viewer, identity)
             assert abs(left - LEFT_HZ) < 30 and abs(right - RIGHT_HZ) < 30, (left, right)
@@ -114,10 +127,7 @@ async def test_seed_custom_single_1080p_layer_and_mono_options(
             assert not video.simulcasted  # one layer: nothing to choose, every frame is that layer
             sizes = await viewer.video_sizes(identity, frames=20, settle=0.5)
             assert sizes == {(1920, 1080): 20}, sizes
-
-            _, _, difference = await channel_tones(viewer, identity)
-            assert difference < 0.05, "mono audio should reach both channels identically"
-            assert not await audio_is_stereo(livekit_server, room, identity)
+            await assert_mono(viewer, livekit_server, room, identity)
     finally:
         stop_encoder(encoder)
         peer.stop()
@@ -144,15 +154,8 @@ async def test_vp8_custom_layers_and_mono_preset(
     encoder = push(TestPattern(width=1280, height=720, duration=30, right_tone_hz=RIGHT_HZ), info, tmp_path / "ff.log")
     try:
         async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer:
-            report = await viewer.wait_tracks(identity, timeout=30)
-            (video,) = report.tracks_of("video")
-            assert (video.mime_type, video.simulcasted, video.width, video.height) == ("video/VP8", True, 640, 360)
-            await assert_layer(viewer, identity, Q_HIGH, (640, 360))
-            await assert_layer(viewer, identity, Q_LOW, (320, 180))
-
-            _, _, difference = await channel_tones(viewer, identity)
-            assert difference < 0.05, "mono audio should reach both channels identically"
-            assert not await audio_is_stereo(livekit_server, room, identity)
+            await assert_simulcast_video(viewer, identity, "video/VP8", (640, 360), (320, 180))
+            await assert_mono(viewer, livekit_server, room, identity)
     finally:
         stop_encoder(encoder)
         peer.stop()
