@@ -45,16 +45,20 @@ def parse_avcc(record: bytes) -> NalConfig:
     for count_mask in (0x1F, 0xFF):  # SPS count is 5 bits, PPS count a full byte
         if pos >= len(record):
             raise BitstreamError("truncated avcC record")
-        count = record[pos] & count_mask
-        pos += 1
-        for _ in range(count):
-            size = int.from_bytes(record[pos : pos + 2], "big")
-            pos += 2
-            if pos + size > len(record):
-                raise BitstreamError("truncated avcC parameter set")
-            sets.append(record[pos : pos + size])
-            pos += size
+        pos = _read_parameter_sets(record, pos + 1, record[pos] & count_mask, sets, "avcC")
     return NalConfig(length_size, tuple(sets))
+
+
+def _read_parameter_sets(record: bytes, pos: int, count: int, into: list[bytes], what: str) -> int:
+    """``count`` parameter sets, each behind a 16-bit length, from ``pos``; returns where they end."""
+    for _ in range(count):
+        size = int.from_bytes(record[pos : pos + 2], "big")
+        pos += 2
+        if pos + size > len(record):
+            raise BitstreamError(f"truncated {what} parameter set")
+        into.append(record[pos : pos + size])
+        pos += size
+    return pos
 
 
 def parse_hvcc(record: bytes) -> NalConfig:
@@ -69,14 +73,7 @@ def parse_hvcc(record: bytes) -> NalConfig:
         if pos + 3 > len(record):
             raise BitstreamError("truncated hvcC record")
         count = int.from_bytes(record[pos + 1 : pos + 3], "big")
-        pos += 3
-        for _ in range(count):
-            size = int.from_bytes(record[pos : pos + 2], "big")
-            pos += 2
-            if pos + size > len(record):
-                raise BitstreamError("truncated hvcC parameter set")
-            sets.append(record[pos : pos + size])
-            pos += size
+        pos = _read_parameter_sets(record, pos + 3, count, sets, "hvcC")
     return NalConfig(length_size, tuple(sets))
 
 
