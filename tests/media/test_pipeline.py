@@ -153,6 +153,42 @@ def test_an_encoder_codec_livekit_does_not_publish_fails_the_session(clips: Path
     assert collector.failure == "unsupported mime type for encoder"
 
 
+def test_in_real_time_push_writes_packets_itself_and_nothing_is_lost_or_reordered(clips: Path) -> None:
+    source = _source(clips)
+    collector = Collector()
+    pipeline = ProcessPipeline(LIVE, collector)
+    try:
+        push_all(pipeline, source, pace=True, speed=2.0)
+        pipeline.end()
+        assert pipeline.wait(30)
+    finally:
+        pipeline.close()
+    assert collector.failure is None
+    assert collector.count(MEDIUM) == 180 and collector.count(LOW) == 180
+    for quality in (LOW, MEDIUM):
+        stamps = [frame.pts for frame in collector.frames[quality]]
+        assert stamps == sorted(stamps) and len(set(stamps)) == 180
+    # The writer thread slept through (almost) every packet: the session wrote them as they came.
+    assert pipeline.stats.get("packets_written_inline") >= 0.8 * len(source.packets)
+
+
+def test_a_burst_of_packets_goes_through_the_writer_thread(clips: Path) -> None:
+    source = _source(clips)
+    collector = Collector()
+    pipeline = ProcessPipeline(PipelineConfig(video_preset(0), audio_preset(0), max_queue_delay=None), collector)
+    try:
+        push_all(pipeline, source)  # all at once: a queue forms, and push() must not jump it
+        pipeline.end()
+        assert pipeline.wait(60)
+    finally:
+        pipeline.close()
+    assert collector.failure is None
+    assert collector.count(MEDIUM) == 180 and collector.count(LOW) == 180
+    stamps = [frame.pts for frame in collector.frames[MEDIUM]]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 180
+    assert pipeline.stats.get("packets_written_inline") < len(source.packets) // 2
+
+
 @pytest.mark.parametrize("isolation", ["process", "thread"])
 def test_live_latency_stays_low_without_source_b_frames(clips: Path, isolation: str) -> None:
     source = _source(clips)
