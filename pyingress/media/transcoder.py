@@ -59,13 +59,13 @@ EventCallback = Callable[[PipelineEvent], None]
 # a plain 500 ms gap added 400-500 ms to a new viewer's first frame.  Requests that must wait are not lost.
 MIN_FORCED_KEYFRAME_INTERVAL_NS = 500_000_000
 FORCED_KEYFRAME_BURST = 2
-_ARRIVAL_MEMORY = 512
+_ARRIVAL_MEMORY = 512  # decoded-frame → packet-arrival map entries kept per stream
 
 # Encoding every layer on the decode thread keeps a session on one core and costs less CPU than a thread per layer
-# (docs/performance.md: 0.64 vs 0.74 CPU-s per media second offline, 0.74 vs 0.80 live, 1080p30 H.264 ladder),
-# but one core must keep up: up to a 1080p30 3-layer H.264 ladder (≈82 Mpixel/s) it does with room to spare.
-# VP8 costs ≈1.3× H.264 per pixel and is always spread over threads, as is anything larger.
-SEQUENTIAL_PIXEL_RATE_LIMIT = 90_000_000  # decoded-frame → packet-arrival map entries kept per stream
+# (docs/performance.md, 1080p30 ladders, CPU-s per 20 s offline: H.264 12.8 vs 14.5; VP8 12.1-12.9 vs 13.5-13.6),
+# but one core must keep up: a 1080p30 3-layer ladder (≈82 Mpixel/s) takes ≈0.65 of a core here in either codec,
+# with live p95 latency 27 ms (H.264) and 32 ms (VP8).  Anything larger is spread over threads.
+SEQUENTIAL_PIXEL_RATE_LIMIT = 90_000_000  # pixels per second over all layers
 
 
 def output_video_codec(codec: int) -> str:
@@ -89,10 +89,8 @@ class _Work:
     colorspace: int
 
 
-def layers_in_parallel(codec: str, layers: Sequence[PlannedLayer], frame_rate: float) -> bool:
+def layers_in_parallel(layers: Sequence[PlannedLayer], frame_rate: float) -> bool:
     """Whether a session's layers get a thread each (True) or are encoded in turn on the decode thread."""
-    if codec != "h264":
-        return True
     return sum(layer.width * layer.height for layer in layers) * frame_rate > SEQUENTIAL_PIXEL_RATE_LIMIT
 
 
@@ -396,7 +394,7 @@ class Transcoder:
         gop = max(1, round(self.config.gop_seconds * video.frame_rate))
         parallel = self.config.parallel_layers
         if parallel is None:
-            parallel = layers_in_parallel(self.video_codec, self.plan.layers, video.frame_rate)
+            parallel = layers_in_parallel(self.plan.layers, video.frame_rate)
         for planned in reversed(self.plan.layers):
             layer = _Layer(self, self.video_codec, planned, video.frame_rate, gop, parallel)
             if planned.quality in self._inactive:
