@@ -22,7 +22,7 @@ from pyingress.room_server import LocalRoomServer, RoomServerOptions
 if TYPE_CHECKING:
     from pyingress.control.api import IngressApi
     from pyingress.control.state import IngressControl, SessionRegistry
-    from pyingress.session_manager import SessionManager
+    from pyingress.session.manager import SessionManager
 
 log = logging.getLogger("pyingress.service")
 
@@ -167,7 +167,7 @@ def default_extensions(config: Config) -> list[Extension]:
 
 async def session_manager_extension(service: IngressService) -> None:
     """Sessions need the control plane (admission, state) and the room server's URL."""
-    from pyingress.session_manager import SessionManager
+    from pyingress.session.manager import SessionManager
 
     assert service.control is not None and service.sessions is not None, "a control-plane extension must run first"
     from pyingress.media.launcher import default_launcher

@@ -10,6 +10,18 @@ from typing import Literal
 
 MediaKind = Literal["audio", "video"]
 
+# A video layer is named by the livekit VideoQuality it stands for (LOW=0, MEDIUM=1, HIGH=2); ``None`` on a
+# description or packet means the stream has one layer only (RTMP, SRT, files, a WHIP publisher without simulcast).
+LAYER_NAMES = ("LOW", "MEDIUM", "HIGH")
+
+
+def layer_of_rid_index(index: int) -> int:
+    """A simulcast publisher's rids in offer order are HIGH, MEDIUM, LOW (reference ingress.md §1.5 (b))."""
+    if not 0 <= index < len(LAYER_NAMES):
+        raise ValueError(f"a simulcast publisher has at most {len(LAYER_NAMES)} layers, not rid #{index + 1}")
+    return len(LAYER_NAMES) - 1 - index
+
+
 # Codec names are FFmpeg's (what PyAV's CodecContext.create takes): "h264", "hevc", "av1", "vp8", "vp9",
 # "aac", "mp3", "opus", "pcm_alaw" ...
 
@@ -27,6 +39,7 @@ class StreamDescription:
     frame_rate: float = 0.0
     sample_rate: int = 0
     channels: int = 0
+    layer: int | None = None  # video layer of a simulcast publisher (VideoQuality), None when it has one
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,7 @@ class EncodedPacket:
     keyframe: bool = False
     # Set when the stream's decoder configuration changes at this packet (e.g. a new AVC sequence header).
     codec_config: bytes | None = None
+    layer: int | None = None  # as StreamDescription.layer
 
 
 @dataclass(frozen=True)

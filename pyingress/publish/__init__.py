@@ -1,1 +1,1 @@
-"""Room publishing: the LiveKit signal client and the WebRTC simulcast sender."""
+"""Room publishing: the LiveKit signal client, pacing and the room publisher (WebRTC itself is ``pyingress.webrtc``)."""

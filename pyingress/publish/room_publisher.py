@@ -52,9 +52,9 @@ from pyingress.publish.publication import (
     VideoTrackPlan,
     add_track_requests,
 )
-from pyingress.publish.webrtc.ice import LOOPBACK_ADDRESSES, is_loopback_url
-from pyingress.publish.webrtc.peer import PublisherPeer
-from pyingress.publish.webrtc.simulcast import assign_rids
+from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, is_loopback_url
+from pyingress.webrtc.peer import PublisherPeer
+from pyingress.webrtc.simulcast import assign_rids
 
 __all__ = [
     "AudioTrackPlan",

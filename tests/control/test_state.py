@@ -11,7 +11,7 @@ from pyingress.control.ids import new_ingress_id, new_resource_id, new_stream_ke
 from pyingress.control.state import SessionRegistry, StandaloneControl, admit_session
 from pyingress.control.store import IngressStore
 from pyingress.control.webhooks import DeliveryPolicy, WebhookNotifier
-from pyingress.session_state import SessionState
+from pyingress.session.state import SessionState
 from tests.control.webhook_receiver import WebhookSink
 from tests.harness.ports import free_port
 

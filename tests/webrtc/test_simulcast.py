@@ -22,9 +22,9 @@ from aiortc.rtp import (
 from aiortc.sdp import SessionDescription
 from livekit.protocol.models import VideoQuality
 
-from pyingress.publish.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
-from pyingress.publish.webrtc.peer import PublisherPeer
-from pyingress.publish.webrtc.simulcast import (
+from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
+from pyingress.webrtc.peer import PublisherPeer
+from pyingress.webrtc.simulcast import (
     MID_URI,
     RID_URI,
     LayerStream,

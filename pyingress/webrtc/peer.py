@@ -29,8 +29,8 @@ from aiortc.rtcicetransport import RTCIceCandidate
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import candidate_from_sdp
 
-from pyingress.publish.webrtc.ice import gathering_from
-from pyingress.publish.webrtc.simulcast import (
+from pyingress.webrtc.ice import gathering_from
+from pyingress.webrtc.simulcast import (
     KeyframeRequest,
     SimulcastEncoding,
     SimulcastSender,

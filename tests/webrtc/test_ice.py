@@ -3,7 +3,7 @@
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from pyingress.publish.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from, is_loopback_url
+from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from, is_loopback_url
 
 
 async def _host_candidates(pc: RTCPeerConnection) -> set[str]:

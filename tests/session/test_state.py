@@ -2,7 +2,7 @@
 
 from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState, InputVideoState
 
-from pyingress.session_state import SessionState
+from pyingress.session.state import SessionState
 
 
 class RecordingSink:

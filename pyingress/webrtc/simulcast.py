@@ -16,7 +16,7 @@ How this module extends aiortc, by composition only:
   from a per-layer history.  RTCP sender reports go out per layer (LiveKit aligns layer timestamps with them).
 
 Private aiortc names this module relies on (stable within the pinned version, each exercised by
-``tests/publish/webrtc/test_simulcast.py``): ``RTCDtlsTransport._send_rtp`` and ``._rtp_router`` (the RTP/RTCP
+``tests/webrtc/test_simulcast.py``): ``RTCDtlsTransport._send_rtp`` and ``._rtp_router`` (the RTP/RTCP
 path every aiortc sender uses), the packetizers ``H264Encoder._split_bitstream``/``._packetize`` and
 ``Vp8Encoder._packetize`` (classmethods, no encoder is created), ``RTCRtpSender._ssrc``/``._rtx_ssrc`` (read only,
 to keep layer SSRCs distinct) and ``MediaStreamTrack._id`` (the track id LiveKit sees).

@@ -11,14 +11,14 @@ import logging
 
 from livekit.protocol.ingress import IngressInfo
 
-from pyingress.admission import CpuAdmission, session_cost
+from pyingress.control.admission import CpuAdmission, session_cost
 from pyingress.config import Config
 from pyingress.control.errors import INGRESS_DISABLED, INVALID_INGRESS_TYPE
 from pyingress.control.ids import new_resource_id
 from pyingress.control.state import IngressControl, SessionRegistry, admit_session
 from pyingress.ingest.source import MediaSource
-from pyingress.session import IngressSession, SessionSettings
-from pyingress.session_state import SessionState
+from pyingress.session.session import IngressSession, SessionSettings
+from pyingress.session.state import SessionState
 
 log = logging.getLogger("pyingress.sessions")
 

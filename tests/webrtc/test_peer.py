@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from pyingress.publish.webrtc.ice import LOOPBACK_ADDRESSES
-from pyingress.publish.webrtc.peer import PublisherPeer, set_opus_parameters
-from pyingress.publish.webrtc.simulcast import assign_rids
+from pyingress.webrtc.ice import LOOPBACK_ADDRESSES
+from pyingress.webrtc.peer import PublisherPeer, set_opus_parameters
+from pyingress.webrtc.simulcast import assign_rids
 
 
 def _media(sdp: str, kind: str) -> list[str]:

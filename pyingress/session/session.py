@@ -48,7 +48,7 @@ from pyingress.publish.publication import (
     VideoTrackPlan,
 )
 from pyingress.publish.room_publisher import RoomPublisher
-from pyingress.session_state import SessionState
+from pyingress.session.state import SessionState
 
 log = logging.getLogger("pyingress.session")
 
