@@ -1,20 +1,39 @@
 """The transcoding core of one session: packets in, one Opus track and a simulcast ladder out.
 
-Shape (feasibility.md §4, §6, §10 — measured, not guessed):
+Shape by default: everything on the thread that calls push(), the layers encoded in turn, HIGH first (the
+biggest picture waits least):
 
-    push() thread:  timeline → decoder (SLICE/1) → orient → frame-rate cap ─┬─► LayerQueue ─► layer thread: scale+encode
-                                                                           ├─► LayerQueue ─► layer thread: scale+encode
-                    audio: timeline → decoder → Opus (cheap, stays here)    └─► LayerQueue ─► layer thread: scale+encode
+    push() thread:  video: timeline → decoder (SLICE, 1 thread) → orient → frame-rate cap
+                           → for each active layer: scale + encode (codec thread_count=1)
+                    audio: timeline → decoder → Opus
 
-One Python thread per layer with codec ``thread_count=1`` gave 2.3× real time for a 1080p ladder on 2 cores at
-the same CPU as the single-threaded ffmpeg CLI, with p95 39 ms from packet to encoded 1080p frame.
+This holds for any ladder up to ``SEQUENTIAL_PIXEL_RATE_LIMIT`` (90 Mpixel/s over the planned layers), so for
+H.264 and VP8 ladders up to 1080p30: LiveKit's 1080p30 3-layer ladder is 82 Mpixel/s, its 720p30 one 36.  A
+larger ladder would not fit one core, so each of its layers gets a thread behind a ``LayerQueue`` (bounded in
+time when live):
+
+    push() thread:  timeline → decoder → orient → frame-rate cap ─┬─► LayerQueue ─► layer thread: scale + encode
+                                                                  ├─► LayerQueue ─► layer thread: scale + encode
+                                                                  └─► LayerQueue ─► layer thread: scale + encode
+
+``PipelineConfig.parallel_layers`` forces one shape or the other; None (the default) lets ``layers_in_parallel``
+decide once the first picture has planned the layers.
+
+Why in turn (docs/performance.md, 1080p30 ladder + Opus, 20 s of media, 2 vCPUs): it keeps a session on one core
+for less CPU live, 0.69 CPU-s per media second against 0.74 with a thread per layer, at HIGH p95 27 ms against
+23 ms (goal 50 ms).  Offline, H.264 cost 13.1 against 13.0 CPU-s in one run and 12.8 against 14.5 in another;
+VP8 12.1-12.9 against 13.5-13.6, live p95 32 ms.  A thread per layer buys wall time, not CPU: it finishes the
+same 20 s in 7.7 s instead of 13.0, the headroom a larger ladder needs.
 
 Layers are planned from the first decoded picture and then fixed for the session (like LiveKit, which builds its
 outputs once per kind): a later resolution switch is scaled into the same layer sizes, so published tracks and
-subscribers never see a renegotiation.
+subscribers never see a renegotiation.  The transcoder takes one input stream per kind; a second ``add_stream``
+of a kind replaces the first.
 
-Callbacks run on the push() thread (audio) and on layer threads (video); whoever owns a ``Transcoder`` must make
-them thread-safe.  This class does not isolate anything: ``pipeline.py`` runs it in a worker process.
+Callbacks run on the push() thread (audio, and video when the layers go in turn) and on the layer threads (video,
+a thread per layer); whoever owns a ``Transcoder`` must make them thread-safe.  An encoder fault raises
+``PipelineError`` from push() in the first shape and reports ``PipelineFailed`` from its layer thread in the
+second.  This class does not isolate anything: ``pipeline.py`` runs it in a worker process.
 """
 
 import collections
