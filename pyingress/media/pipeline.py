@@ -8,7 +8,12 @@
 ``push`` never blocks the caller (the front door's event loop): packets wait in a ``PacketQueue`` bounded in
 time, and a writer thread feeds the worker; in real time, when nothing waits and the pipe has room, ``push``
 writes the packet itself (``ProcessPipeline._write_now``).  Frames and events reach ``sink`` from a reader
-thread, so the sink must be thread-safe (``sinks.AsyncQueueSink`` hands them to an asyncio loop).
+thread, so the sink must be thread-safe: the session's ``sinks.CallbackSink`` callbacks only hop onto its event
+loop with ``loop.call_soon_threadsafe``.
+
+The worker wire (``wire.py``) carries no video layer: a packet crosses without its ``EncodedPacket.layer``,
+because a ``Transcoder`` takes one stream per kind.  Of a simulcast source the session must hand a transcoding
+pipeline one layer, the best; ``passthrough.PassthroughPipeline`` forwards every layer.
 
 Isolation: ``ProcessPipeline`` (the default) survives anything the worker does — an exception, a decoder error
 storm, a segfault — by reporting ``PipelineFailed`` for this session only.  ``ThreadPipeline`` runs the same
