@@ -6,15 +6,15 @@ What it measures, per scenario (docs/performance.md has the latest figures and t
   pyingress (worker process, the production shape; and in-process threads), the ffmpeg CLI with *identical*
   encoder settings (built from the same option dictionaries the pipeline uses, all single-threaded like ours),
   the ffmpeg CLI with its default threads, and a GStreamer pipeline shaped like livekit/ingress's
-  (``/work/shared/tools/baseline-ladder``); the ratios pyingress / baseline;
+  (``../shared/tools/baseline-ladder`` beside the checkout, skipped when absent); the ratios pyingress / baseline;
 - live (packets pushed at the media rate, the default 0.5 s time bound): added latency packet in → encoded frame
   out, p50/p95 per layer after the first 90 frames; time from the first keyframe to the first encoded frame;
   the worker's RSS (peak, and first/last sample to show it is flat); frames dropped to stay in real time;
 - two 720p sessions at once in real time on this machine: drops and latency of each.
 
-    python bench/transcode_ladder.py            # full: 1080p H.264, 720p H.264, 1080p VP8, live, two sessions
-    python bench/transcode_ladder.py --smoke    # a few seconds, for CI: 1080p H.264 offline + live, ratios printed
-    python bench/transcode_ladder.py --soak 600 # RSS of one live 1080p session over 10 minutes of media
+    .cache/venv/bin/python bench/transcode_ladder.py            # full: 1080p and 720p H.264, 1080p VP8, live
+    .cache/venv/bin/python bench/transcode_ladder.py --smoke    # seconds, for CI: 1080p H.264 offline + live
+    .cache/venv/bin/python bench/transcode_ladder.py --soak 600 # RSS of one live 1080p session over 10 minutes
 
 The machine is shared and a VM: wall times vary by ±30 %, CPU seconds by ~±5 % (feasibility.md §0); read ratios
 from one run, compare runs with care.
@@ -49,9 +49,11 @@ from pyingress.media.pipeline import open_pipeline
 from pyingress.media.presets import VideoEncoding, audio_preset, video_preset
 from pyingress.media.video_encode import encoder_name, encoder_options
 
+REPO = Path(__file__).resolve().parents[1]
 FFMPEG = "/usr/bin/ffmpeg"
-BASELINE = "/work/shared/tools/baseline-ladder"
-CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench"
+# The shared baseline tool lives beside the checkout (../shared/tools/), not inside it.
+BASELINE = REPO / ".." / "shared" / "tools" / "baseline-ladder"
+CACHE = REPO / ".cache" / "bench"
 QUALITY_NAMES: dict[int, str] = {VideoQuality.LOW: "LOW", VideoQuality.MEDIUM: "MEDIUM", VideoQuality.HIGH: "HIGH"}
 
 
@@ -312,10 +314,10 @@ def ffmpeg_same_settings(clip: Path, codec: str, seconds: float, threads: str) -
 
 
 def shared_baseline(tool: str, clip: Path, height: int, seconds: float) -> dict[str, Any] | None:
-    if not Path(BASELINE).exists() or (tool == "gstreamer" and not shutil.which("gst-launch-1.0")):
+    if not BASELINE.exists() or (tool == "gstreamer" and not shutil.which("gst-launch-1.0")):
         return None
     try:
-        _, wall, out = measure([BASELINE, tool, str(clip), str(height)])
+        _, wall, out = measure([str(BASELINE), tool, str(clip), str(height)])
     except subprocess.CalledProcessError:
         return None
     fields = dict(item.split("=") for item in out.split())
