@@ -14,13 +14,14 @@ What it measures, per run (a fresh RTMP ingress, default preset: 720p30 3 layers
   after the first 3 s of each run: from the packet's hand-over to the media pipeline (after RTMP parsing) to the
   frame's last RTP packet handed to the transport (pacing wait included).  Goal: p95 ≤ 80 ms for video.
 
-How: pyingress runs as its own process (``--child-serve``: the ``serve`` command with two timing wrappers added
+How: pyingress runs as its own process (``--child-serve``: the ``serve`` command with four timing wrappers added
 in that process only — the pipeline's frame hand-over stamps each frame with its packet's arrival, the room
-publisher's send reads it back; nothing in pyingress/ changes).  Clocks: CLOCK_MONOTONIC in every process.
+publisher's send reads it back, and its start and keyframe requests are stamped; nothing in pyingress/ changes).
+Clocks: CLOCK_MONOTONIC in every process.
 
-    python bench/publish_latency.py            # 3 runs × 30 s of media
-    python bench/publish_latency.py --smoke    # 1 run × 8 s, for CI
-    python bench/publish_latency.py --runs 5 --seconds 20 --json out.json
+    .cache/venv/bin/python bench/publish_latency.py            # 3 runs × 30 s of media
+    .cache/venv/bin/python bench/publish_latency.py --smoke    # 1 run × 8 s, for CI
+    .cache/venv/bin/python bench/publish_latency.py --runs 5 --seconds 20 --json out.json
 
 The machine is shared (2 cores): the subscriber decodes 720p and livekit-server forwards in the same box;
 latency figures under load are upper bounds of what a dedicated host sees.
