@@ -2,7 +2,8 @@
 
 Built on aiortc (pinned 1.16.0) with what LiveKit needs from a publish-only client (protocol.md §5.3):
 send-only transceivers limited to the one codec we encode, max-bundle, the offer extended with rid simulcast
-(``simulcast.py``) and with Opus parameters for stereo/DTX, remote candidates trickled in after the answer.
+(``simulcast.py``) and with Opus parameters for stereo/DTX (both SDP edits in ``sdp.py``), remote candidates
+trickled in after the answer.
 Audio goes through aiortc's own sender, fed with pre-encoded Opus ``av.Packet``s (feasibility.md §7b); video
 through ``SimulcastSender``.
 """
@@ -10,7 +11,6 @@ through ``SimulcastSender``.
 import asyncio
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -30,6 +30,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import candidate_from_sdp
 
 from pyingress.webrtc.ice import gathering_from
+from pyingress.webrtc.sdp import bundle_candidates, set_opus_parameters
 from pyingress.webrtc.simulcast import (
     KeyframeRequest,
     SimulcastEncoding,
@@ -86,45 +87,6 @@ def _video_capability(codec: str) -> RTCRtpCodecCapability:
 
 def _opus_capability() -> RTCRtpCodecCapability:
     return next(c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType.lower() == "audio/opus")
-
-
-def set_opus_parameters(sdp: str, mid: str, *, stereo: bool, dtx: bool) -> str:
-    """The offer with an Opus fmtp line on the audio m-line ``mid`` (aiortc writes none).
-
-    ``stereo``/``sprop-stereo`` tell receivers to decode two channels, ``usedtx`` that silence may be sent as DTX;
-    ``useinbandfec`` and ``minptime=10`` are what browsers offer.
-    """
-    lines = sdp.replace("\r\n", "\n").rstrip("\n").split("\n")
-    out: list[str] = []
-    in_section = False
-    section_mid: str | None = None
-    sections: list[list[str]] = [[]]
-    for line in lines:
-        if line.startswith("m="):
-            sections.append([])
-        sections[-1].append(line)
-    for section in sections:
-        section_mid = next((line[6:] for line in section if line.startswith("a=mid:")), None)
-        in_section = bool(section) and section[0].startswith("m=audio") and section_mid == mid
-        if not in_section:
-            out += section
-            continue
-        pt = next((m.group(1) for line in section if (m := re.match(r"a=rtpmap:(\d+) opus/", line, re.I))), None)
-        if pt is None:
-            out += section
-            continue
-        params = ["minptime=10", "useinbandfec=1"]
-        if stereo:
-            params += ["stereo=1", "sprop-stereo=1"]
-        if dtx:
-            params.append("usedtx=1")
-        for line in section:
-            if line.startswith(f"a=fmtp:{pt} "):
-                continue
-            out.append(line)
-            if line.startswith(f"a=rtpmap:{pt} "):
-                out.append(f"a=fmtp:{pt} " + ";".join(params))
-    return "\r\n".join(out) + "\r\n"
 
 
 class PublisherPeer:
@@ -208,10 +170,8 @@ class PublisherPeer:
         description = self.pc.localDescription
         if description is None:
             return []
-        first = description.sdp.split("\r\nm=")[1] if "\r\nm=" in description.sdp else ""
-        lines = first.split("\r\n")
-        mid = next((line[len("a=mid:") :] for line in lines if line.startswith("a=mid:")), None)
-        return [(line[len("a=") :], mid, 0) for line in lines if line.startswith("a=candidate:")]
+        mid, candidates = bundle_candidates(description.sdp)
+        return [(candidate, mid, 0) for candidate in candidates]
 
     async def set_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))

@@ -9,7 +9,8 @@ How this module extends aiortc, by composition only:
 
 * The video transceiver's own ``RTCRtpSender`` keeps a ``SimulcastTrack`` that never yields a frame: it gives the
   track its msid (LiveKit matches AddTrackRequest.cid against it) and otherwise stays idle.
-* ``add_simulcast_to_offer`` rewrites the offer text aiortc produced for that m-line (its SDP model has no rid).
+* ``sdp.add_simulcast_to_offer`` rewrites the offer text aiortc produced for that m-line (its SDP model has no
+  rid); ``sdp.negotiated_video`` reads what the answer accepted.
 * ``SimulcastSender`` owns one ``LayerStream`` per layer and writes their RTP itself through the transceiver's
   DTLS transport.  It registers each layer's SSRC with that transport's RTP router, the same hook aiortc's senders
   use, so PLI/FIR and NACK for a layer reach that layer: a keyframe request callback per quality, retransmission
@@ -26,18 +27,16 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from aiortc import RTCRtpTransceiver
-from aiortc import sdp as aiortc_sdp
 from aiortc.clock import current_ntp_time
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtcrtpparameters import RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
@@ -54,11 +53,9 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
-logger = logging.getLogger(__name__)
+from pyingress.webrtc.sdp import RID_URI, NegotiatedVideo, add_simulcast_to_offer, negotiated_video, ssrc_cname
 
-MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
-RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
-ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+logger = logging.getLogger(__name__)
 
 VIDEO_CLOCK_RATE = 90_000
 # Per-layer retransmission memory.  aiortc keeps 128 packets (≈0.1 s of a 1080p layer); 1024 covers about a
@@ -85,115 +82,6 @@ def assign_rids(qualities: Iterable[int]) -> tuple[SimulcastEncoding, ...]:
     if not ordered or len(ordered) > len(RIDS):
         raise ValueError(f"simulcast needs 1 to {len(RIDS)} distinct layer qualities, got {ordered}")
     return tuple(SimulcastEncoding(rid, quality) for rid, quality in zip(RIDS, ordered, strict=False))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# SDP
-
-
-def _sections(sdp: str) -> tuple[list[str], list[list[str]]]:
-    lines = [line for line in sdp.replace("\r\n", "\n").split("\n") if line]
-    session: list[str] = []
-    media: list[list[str]] = []
-    for line in lines:
-        if line.startswith("m="):
-            media.append([line])
-        elif media:
-            media[-1].append(line)
-        else:
-            session.append(line)
-    return session, media
-
-
-def _join(session: list[str], media: list[list[str]]) -> str:
-    return "\r\n".join(session + [line for section in media for line in section]) + "\r\n"
-
-
-def _section_mid(section: list[str]) -> str | None:
-    for line in section:
-        if line.startswith("a=mid:"):
-            return line[len("a=mid:") :].strip()
-    return None
-
-
-def _free_extmap_id(lines: Iterable[str]) -> int:
-    # With BUNDLE the one-byte header extension ids are shared by all m-lines (aiortc's codecs/__init__.py says so).
-    used = {int(m.group(1)) for line in lines if (m := re.match(r"a=extmap:(\d+)", line))}
-    for candidate in range(1, 15):
-        if candidate not in used:
-            return candidate
-    raise ValueError("no free one-byte RTP header extension id left in the offer")
-
-
-def add_simulcast_to_offer(sdp: str, mid: str, rids: Sequence[str], *, request_fir: bool = True) -> str:
-    """The offer with the m-line ``mid`` turned into a rid simulcast send section.
-
-    Adds ``a=extmap`` for rtp-stream-id (unless present), ``a=rid:<rid> send`` per layer and ``a=simulcast:send``;
-    drops aiortc's ``a=ssrc``/``a=ssrc-group`` lines there, since each layer's SSRC is learnt from its rid-tagged
-    packets (as with browsers); adds ``ccm fir`` feedback so a receiver may ask for a keyframe either way.
-    """
-    session, media = _sections(sdp)
-    target = next((section for section in media if _section_mid(section) == mid), None)
-    if target is None:
-        raise ValueError(f"offer has no m-line with mid {mid!r}")
-    if not target[0].startswith("m=video"):
-        raise ValueError(f"m-line {mid!r} is not video")
-    kept = [line for line in target if not line.startswith(("a=ssrc:", "a=ssrc-group:"))]
-    extra: list[str] = []
-    if not any(line.startswith("a=extmap:") and RID_URI in line for line in kept):
-        extmap_id = _free_extmap_id(line for section in media for line in section)
-        extra.append(f"a=extmap:{extmap_id} {RID_URI}")
-    # Insert the extmap after the last existing one (or after a=mid), feedback after each codec's last rtcp-fb.
-    anchor = max((i for i, line in enumerate(kept) if line.startswith(("a=extmap:", "a=mid:"))), default=len(kept) - 1)
-    kept[anchor + 1 : anchor + 1] = extra
-    if request_fir:
-        payload_types = target[0].split()[3:]
-        for pt in payload_types:
-            if any(line.startswith(f"a=rtpmap:{pt} rtx/") for line in kept):
-                continue
-            fir = f"a=rtcp-fb:{pt} ccm fir"
-            if fir in kept:
-                continue
-            last = max((i for i, line in enumerate(kept) if line.startswith(f"a=rtcp-fb:{pt} ")), default=None)
-            if last is None:
-                last = max(i for i, line in enumerate(kept) if line.startswith(f"a=rtpmap:{pt} "))
-            kept.insert(last + 1, fir)
-    kept += [f"a=rid:{rid} send" for rid in rids]
-    kept.append("a=simulcast:send " + ";".join(rids))
-    media[media.index(target)] = kept
-    return _join(session, media)
-
-
-def offer_cname(sdp: str) -> str | None:
-    """The CNAME aiortc announced (in the ssrc lines ``add_simulcast_to_offer`` removes from the video m-line)."""
-    m = re.search(r"^a=ssrc:\d+ cname:(\S+)", sdp, re.MULTILINE)
-    return m.group(1) if m else None
-
-
-@dataclass(frozen=True)
-class NegotiatedVideo:
-    """What the answer accepted for the simulcast m-line: the payload type and the header extension ids."""
-
-    payload_type: int
-    codec: str  # "H264" / "VP8"
-    extensions: tuple[RTCRtpHeaderExtensionParameters, ...]
-
-    def extension_id(self, uri: str) -> int | None:
-        return next((ext.id for ext in self.extensions if ext.uri == uri), None)
-
-
-def negotiated_video(answer_sdp: str, mid: str, codec: str) -> NegotiatedVideo:
-    """Payload type of ``codec`` ("h264"/"vp8") and the extension ids of the answer's m-line ``mid``."""
-    description = aiortc_sdp.SessionDescription.parse(answer_sdp)
-    media = next((m for m in description.media if m.rtp.muxId == mid), None)
-    if media is None:
-        raise ValueError(f"answer has no m-line with mid {mid!r}")
-    wanted = codec.lower()
-    chosen = next((c for c in media.rtp.codecs if c.name.lower() == wanted), None)
-    if chosen is None or chosen.payloadType is None:
-        offered = [c.name for c in media.rtp.codecs]
-        raise ValueError(f"answer for mid {mid!r} did not accept {codec} (it has {offered})")
-    return NegotiatedVideo(chosen.payloadType, chosen.name, tuple(media.rtp.headerExtensions))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -404,7 +292,7 @@ class SimulcastSender:
         """The local offer (after setLocalDescription, so it carries candidates) with the rid simulcast lines."""
         if self.mid is None:
             raise RuntimeError("the transceiver has no mid yet: call setLocalDescription first")
-        self._cname = offer_cname(sdp) or self._cname
+        self._cname = ssrc_cname(sdp) or self._cname
         return add_simulcast_to_offer(sdp, self.mid, [e.rid for e in self.encodings])
 
     def start(self, answer_sdp: str) -> None:

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from pyingress.webrtc.ice import LOOPBACK_ADDRESSES
-from pyingress.webrtc.peer import PublisherPeer, set_opus_parameters
+from pyingress.webrtc.peer import PublisherPeer
+from pyingress.webrtc.sdp import set_opus_parameters
 from pyingress.webrtc.simulcast import assign_rids
 
 

@@ -24,16 +24,9 @@ from livekit.protocol.models import VideoQuality
 
 from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
 from pyingress.webrtc.peer import PublisherPeer
-from pyingress.webrtc.simulcast import (
-    MID_URI,
-    RID_URI,
-    LayerStream,
-    SimulcastEncoding,
-    add_simulcast_to_offer,
-    assign_rids,
-    negotiated_video,
-    offer_cname,
-)
+from pyingress.webrtc.sdp import MID_URI, RID_URI, add_simulcast_to_offer, negotiated_video
+from pyingress.webrtc.sdp import ssrc_cname as offer_cname
+from pyingress.webrtc.simulcast import LayerStream, SimulcastEncoding, assign_rids
 
 LOW, MEDIUM, HIGH = VideoQuality.LOW, VideoQuality.MEDIUM, VideoQuality.HIGH
 # An IDR access unit in Annex-B: SPS, PPS, then a slice big enough to need FU-A fragments (no zero bytes inside).
