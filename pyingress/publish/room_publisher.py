@@ -5,7 +5,8 @@ aiortc extended with rid simulcast (``webrtc/``):
 
 * join ``/rtc`` with the ingress's token; AddTrackRequest per track (video: top-layer size, ``layers`` and
   ``simulcast_codecs`` with exactly the planned layers); offer/answer; trickle; ``ingress.resourceID`` set as an
-  attribute once published; ``leave`` on close (protocol.md §5.3);
+  attribute once published; ``leave`` on close (protocol.md §5.3) — one join and its handshake are
+  ``room_join.py``'s, which join is current and when to make another are this module's;
 * frames (``OutputFrame``) paced on one session clock, late ones dropped and counted (``pacing.py``);
 * dynacast: ``subscribed_quality_update`` pauses the layers nobody watches and resumes them on a keyframe, and
   tells the pipeline through ``on_layers_changed`` so it can stop encoding them;
@@ -23,12 +24,9 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from fractions import Fraction
-from typing import TypeVar
 
-from aiortc import RTCIceServer
 from livekit.protocol import models, rtc
 
 from pyingress.control.errors import (
@@ -39,7 +37,6 @@ from pyingress.control.errors import (
 )
 from pyingress.media.packets import OutputFrame
 from pyingress.publish.livekit import signal as sig
-from pyingress.publish.livekit.token import RESOURCE_ID_ATTRIBUTE
 from pyingress.publish.pacing import Action, FramePacer
 from pyingress.publish.publication import (
     AudioTrackPlan,
@@ -50,9 +47,8 @@ from pyingress.publish.publication import (
     PublisherStats,
     Reconnecting,
     VideoTrackPlan,
-    add_track_requests,
 )
-from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, is_loopback_url
+from pyingress.publish.room_join import Join, JoinRefused, connect_signal, ice_setup
 from pyingress.webrtc.peer import PublisherPeer
 from pyingress.webrtc.simulcast import assign_rids
 
@@ -69,7 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 VIDEO_CLOCK = 90_000
 # Leave reasons after which coming back would fight the server's decision (ingress.md §1.8: "room disconnected").
@@ -81,73 +76,21 @@ FINAL_LEAVE_REASONS = frozenset(
         models.DisconnectReason.ROOM_CLOSED,
     }
 )
-# Queued frames beyond these counts mean the sender is stuck; further frames are dropped (queues bounded in time
-# by the pacer, in items by these).
 # After a peer-connection failure, how long to wait for the signal connection to explain it (a leave) before
 # treating it as a network fault; the two come from the server at the same instant.
 PEER_FAILURE_GRACE = 1.0
 # (join generation, its signal connection or None for the peer connection, why, the server's leave if any)
 _Incident = tuple[int, "sig.SignalClient | None", str, "sig.Left | None"]
+# Queued frames beyond these counts mean the sender is stuck; further frames are dropped (queues bounded in time
+# by the pacer, in items by these).
 MAX_QUEUED_VIDEO = 600
 MAX_QUEUED_AUDIO = 500
 LATENCY_SAMPLES = 2048
 
 
-@dataclass
-class _Join:
-    """One join: its signal connection, peer connection and the futures of its handshake."""
-
-    generation: int
-    signal: sig.SignalClient
-    peer: PublisherPeer
-    joined: sig.Joined
-    published: dict[str, "asyncio.Future[sig.TrackPublished]"] = field(default_factory=dict)
-    answer: "asyncio.Future[sig.SdpAnswer] | None" = None
-    dispatcher: "asyncio.Task[None] | None" = None
-    ready: bool = False
-    audio_sid: str = ""
-    video_sid: str = ""
-    broken: asyncio.Event = field(default_factory=asyncio.Event)
-    broken_reason: str = ""
-    refused: bool = False  # the server refused a request of the handshake: retrying will not help
-
-    def break_handshake(self, reason: str, refused: bool = False) -> None:
-        if not self.broken.is_set():
-            self.broken_reason, self.refused = reason, refused
-            self.broken.set()
-
-    async def guard(self, step: "Awaitable[T]") -> T:
-        """Await one handshake step, or fail as soon as the join breaks (signal lost, server left or refused)."""
-        task = asyncio.ensure_future(step)
-        broken = asyncio.ensure_future(self.broken.wait())
-        try:
-            await asyncio.wait((task, broken), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            broken.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            if self.refused:
-                raise _JoinRefused(self.broken_reason)
-            raise ConnectionError(self.broken_reason)
-        return task.result()
-
-    async def close(self, leave: bool) -> None:
-        self.ready = False
-        if self.dispatcher is not None and self.dispatcher is not asyncio.current_task():
-            self.dispatcher.cancel()
-            await asyncio.gather(self.dispatcher, return_exceptions=True)
-        await self.signal.close(leave=leave)
-        await self.peer.close()
-
-
 def _fresh(error: IngressError) -> IngressError:
     """A new instance of one of LiveKit's fixed errors (code and message), so no two sessions share a traceback."""
     return IngressError(error.code, error.message)
-
-
-class _JoinRefused(Exception):
-    """The server refused the join in a way retrying cannot fix (bad token, no permission)."""
 
 
 class RoomPublisher:
@@ -192,7 +135,7 @@ class RoomPublisher:
         # Seconds from write() to the frame's last packet handed to the transport, for the latest frames sent
         # (pacing wait included): what the ingest → RTP-out latency adds here.
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
-        self._join: _Join | None = None
+        self._join: Join | None = None
         self._generation = 0
         self._refreshed_token = ""
         self._incidents: asyncio.Queue[_Incident] = asyncio.Queue()
@@ -230,7 +173,7 @@ class RoomPublisher:
                 join = await self._join_with_retries("initial join", initial=True)
         except TimeoutError:
             join = None
-        except _JoinRefused as exc:
+        except JoinRefused as exc:
             error = _fresh(ROOM_DISCONNECTED)
             await self._finish(error, str(exc))
             raise error from exc
@@ -282,31 +225,11 @@ class RoomPublisher:
 
     # ------------------------------------------------------------------------------------------------ joining
 
-    def _ice(self, joined: sig.Joined) -> tuple[list[RTCIceServer], tuple[str, ...] | None]:
-        loopback = is_loopback_url(self.ws_url)
-        hosts = self.options.host_addresses
-        if hosts is None and loopback:
-            hosts = LOOPBACK_ADDRESSES
-        use_servers = self.options.use_server_ice_servers
-        if use_servers is None:
-            use_servers = not loopback
-        servers = (
-            [RTCIceServer(list(s.urls), s.username or None, s.credential or None) for s in joined.ice_servers]
-            if use_servers
-            else []
-        )
-        return servers, hosts
-
-    async def _join_once(self) -> _Join:
-        try:
-            signal = await sig.SignalClient.connect(self.ws_url, self.token, timeout=self.options.join_timeout)
-        except sig.SignalClosed as exc:
-            if exc.status in (401, 403):
-                raise _JoinRefused(exc.reason) from None
-            raise
+    async def _join_once(self) -> Join:
+        signal = await connect_signal(self.ws_url, self.token, self.options.join_timeout)
         joined = signal.joined
         assert joined is not None
-        servers, hosts = self._ice(joined)
+        servers, hosts = ice_setup(self.ws_url, self.options, joined)
         self._generation += 1
         generation = self._generation
         peer = PublisherPeer(
@@ -318,43 +241,12 @@ class RoomPublisher:
             on_keyframe_request=self._receiver_wants_keyframe,
             on_failed=lambda: self._incident(generation, None, "peer connection failed"),
         )
-        join = _Join(generation, signal, peer, joined)
-        loop = asyncio.get_running_loop()
+        join = Join(generation, signal, peer, joined)
         join.dispatcher = asyncio.create_task(self._dispatch(join), name="room-publisher-signal")
-        try:
-            async with asyncio.timeout(self.options.join_timeout):
-                for request in add_track_requests(self.audio, peer.audio_cid, self.video, peer.video_cid):
-                    join.published[request.cid] = loop.create_future()
-                    await signal.send(sig.encode_add_track(request))
-                published = await join.guard(asyncio.gather(*join.published.values()))
-                for event in published:
-                    if event.cid == peer.audio_cid:
-                        join.audio_sid = event.track_sid
-                    elif event.cid == peer.video_cid:
-                        join.video_sid = event.track_sid
-                join.answer = loop.create_future()
-                await signal.send(sig.encode_offer(await peer.create_offer(), 1))
-                candidates = peer.local_candidates()
-                for n, (candidate, sdp_mid, index) in enumerate(candidates, 1):
-                    await signal.send(sig.encode_trickle(candidate, sdp_mid, index, final=n == len(candidates)))
-                answer = await join.guard(join.answer)
-                await peer.set_answer(answer.sdp)
-                connected = asyncio.ensure_future(peer.connected.wait())
-                failed = asyncio.ensure_future(peer.failed.wait())
-                await asyncio.wait((connected, failed), return_when=asyncio.FIRST_COMPLETED)
-                for waiter in (connected, failed):
-                    waiter.cancel()
-                if not peer.connected.is_set():
-                    raise ConnectionError("publisher peer connection failed")
-            if self.resource_id:
-                await signal.send(sig.encode_update_attributes({RESOURCE_ID_ATTRIBUTE: self.resource_id}))
-        except BaseException:
-            await join.close(leave=True)
-            raise
-        join.ready = True
+        await join.publish(self.audio, self.video, self.resource_id, self.options.join_timeout)
         return join
 
-    async def _join_with_retries(self, why: str, *, initial: bool) -> _Join | None:
+    async def _join_with_retries(self, why: str, *, initial: bool) -> Join | None:
         """Join; the new join becomes current.  None when every attempt failed.
 
         The first join tries once more than ``max_rejoins``; a recovery rejoins up to ``max_rejoins`` times.  Each
@@ -371,7 +263,7 @@ class RoomPublisher:
                 await asyncio.sleep(self.options.rejoin_backoff * 2 ** (rejoin - 1))
             try:
                 join = await self._join_once()
-            except _JoinRefused:
+            except JoinRefused:
                 raise
             except (sig.SignalClosed, ConnectionError, TimeoutError, OSError, ValueError) as exc:
                 logger.warning("room join attempt %d failed: %s", attempt, exc)
@@ -381,7 +273,7 @@ class RoomPublisher:
             return join
         return None
 
-    def _install(self, join: _Join) -> None:
+    def _install(self, join: Join) -> None:
         self._join = join
         if self.active_qualities != self._qualities:
             self.active_qualities = self._qualities  # a new participant starts with every layer wanted
@@ -392,13 +284,13 @@ class RoomPublisher:
             self._request_keyframe(quality)
         self._emit(self._published_event(join))
 
-    def _published_event(self, join: _Join) -> Published:
+    def _published_event(self, join: Join) -> Published:
         j = join.joined
         return Published(j.room_sid, j.room_name, j.participant_sid, join.audio_sid, join.video_sid)
 
     # ------------------------------------------------------------------------------------------------ signal events
 
-    async def _dispatch(self, join: _Join) -> None:
+    async def _dispatch(self, join: Join) -> None:
         signal = join.signal
         try:
             async for event in signal.events():
@@ -407,18 +299,10 @@ class RoomPublisher:
             join.break_handshake(exc.reason)
             self._incident(join.generation, signal, exc.reason)
 
-    async def _on_signal(self, join: _Join, event: sig.SignalEvent) -> None:
-        if isinstance(event, sig.TrackPublished):
-            future = join.published.get(event.cid)
-            if future is not None and not future.done():
-                future.set_result(event)
-        elif isinstance(event, sig.SdpAnswer):
-            if join.answer is not None and not join.answer.done():
-                join.answer.set_result(event)
-        elif isinstance(event, sig.IceCandidate):
-            if event.target == sig.TARGET_PUBLISHER:
-                await join.peer.add_remote_candidate(event.candidate, event.sdp_mid, event.sdp_mline_index)
-        elif isinstance(event, sig.SubscribedQualities):
+    async def _on_signal(self, join: Join, event: sig.SignalEvent) -> None:
+        if await join.on_signal(event):
+            return
+        if isinstance(event, sig.SubscribedQualities):
             if event.track_sid == join.video_sid:
                 self._on_subscribed_qualities(event)
         elif isinstance(event, sig.Left):
@@ -427,16 +311,6 @@ class RoomPublisher:
             self._incident(join.generation, join.signal, reason, event)
         elif isinstance(event, sig.TokenRefreshed):
             self._refreshed_token = event.token
-        elif isinstance(event, sig.RequestRefused):
-            if event.reason == rtc.RequestResponse.Reason.QUEUED:
-                return  # an add_track waiting behind another with the same cid: an answer will follow
-            logger.warning("server refused %s: %s %s", event.request or "a request", event.reason, event.message)
-            if event.request == "add_track" and not join.ready:
-                names = {value: name for name, value in rtc.RequestResponse.Reason.items()}
-                reason = names.get(event.reason, str(event.reason))
-                join.break_handshake(f"server refused the track: {reason} {event.message}".strip(), refused=True)
-        elif isinstance(event, sig.SdpOffer):
-            logger.warning("ignoring a subscriber offer: this participant does not subscribe")
 
     def _on_subscribed_qualities(self, event: sig.SubscribedQualities) -> None:
         if not self.options.dynacast or self.video is None:
@@ -504,7 +378,7 @@ class RoomPublisher:
             elif video:
                 self._pacer.wait_for_keyframe(key)
 
-    async def _send(self, join: _Join, frame: OutputFrame) -> bool:
+    async def _send(self, join: Join, frame: OutputFrame) -> bool:
         if not join.ready:
             self.stats.dropped_disconnected += 1
             return False
@@ -566,7 +440,7 @@ class RoomPublisher:
             await join.close(leave=False)
             try:
                 replacement = await self._join_with_retries(reason, initial=False)
-            except _JoinRefused as exc:
+            except JoinRefused as exc:
                 await self._finish(_fresh(ROOM_DISCONNECTED), str(exc))
                 return
             if replacement is None:
@@ -585,7 +459,7 @@ class RoomPublisher:
         except TimeoutError:
             return None
 
-    async def _resume(self, join: _Join, reason: str) -> bool:
+    async def _resume(self, join: Join, reason: str) -> bool:
         """Reconnect the websocket to the same participant (``reconnect=1``) while media keeps flowing."""
         self._emit(Reconnecting(reason, "resume", 1))
         if join.dispatcher is not None:
