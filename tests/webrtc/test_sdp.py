@@ -40,6 +40,17 @@ from pyingress.webrtc.sdp import (
     without_attributes,
 )
 
+# Every bundled m-section of a browser's offer repeats these (only the first carries the candidates).
+_TRANSPORT = [
+    "c=IN IP4 0.0.0.0",
+    "a=rtcp:9 IN IP4 0.0.0.0",
+    "a=ice-ufrag:Zx8q",
+    "a=ice-pwd:4mN0x1R9vT0d8aQeY2wZ7kLp",
+    "a=ice-options:trickle",
+    "a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09"
+    ":5E:D6:BC",
+    "a=setup:actpass",
+]
 # What a browser (Chrome-like) offers a WHIP endpoint: rid simulcast on one video m-line, RTX, RED for audio.
 BROWSER_OFFER = "\r\n".join(
     [
@@ -51,16 +62,10 @@ BROWSER_OFFER = "\r\n".join(
         "a=extmap-allow-mixed",
         "a=msid-semantic: WMS stream",
         "m=audio 9 UDP/TLS/RTP/SAVPF 111 63",
-        "c=IN IP4 0.0.0.0",
-        "a=rtcp:9 IN IP4 0.0.0.0",
+        *_TRANSPORT[:2],
         "a=candidate:3061 1 udp 2122260223 192.168.1.20 51432 typ host generation 0 network-id 1",
         "a=candidate:1209 1 udp 1686052607 203.0.113.7 51432 typ srflx raddr 192.168.1.20 rport 51432",
-        "a=ice-ufrag:Zx8q",
-        "a=ice-pwd:4mN0x1R9vT0d8aQeY2wZ7kLp",
-        "a=ice-options:trickle",
-        "a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09"
-        ":5E:D6:BC",
-        "a=setup:actpass",
+        *_TRANSPORT[2:],
         "a=mid:0",
         "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
         "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
@@ -75,14 +80,7 @@ BROWSER_OFFER = "\r\n".join(
         "a=ssrc:1001 cname:u2Qp4xQeVvH3b7Jd",
         "a=ssrc:1001 msid:stream mic",
         "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103",
-        "c=IN IP4 0.0.0.0",
-        "a=rtcp:9 IN IP4 0.0.0.0",
-        "a=ice-ufrag:Zx8q",
-        "a=ice-pwd:4mN0x1R9vT0d8aQeY2wZ7kLp",
-        "a=ice-options:trickle",
-        "a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09"
-        ":5E:D6:BC",
-        "a=setup:actpass",
+        *_TRANSPORT,
         "a=mid:1",
         "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
         "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
