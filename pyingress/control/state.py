@@ -19,9 +19,8 @@ from typing import Protocol
 
 from livekit.protocol.ingress import IngressInfo, IngressState
 
-from pyingress.control.errors import INGRESS_DISABLED, INGRESS_NOT_FOUND, INVALID_INGRESS_TYPE, IngressError
+from pyingress.control.errors import INGRESS_NOT_FOUND, IngressError
 from pyingress.control.store import IngressStore
-from pyingress.control.validation import validate
 from pyingress.control.webhooks import WebhookNotifier, ingress_event, ingress_event_name
 
 log = logging.getLogger("pyingress.control")
@@ -99,55 +98,6 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-async def admit_session(
-    control: IngressControl,
-    *,
-    stream_key: str,
-    input_type: int,
-    resource_id: str = "",
-    state: IngressState | None = None,
-    accept: Callable[[IngressInfo], None] | None = None,
-) -> IngressInfo:
-    """Start-of-session admission for a push input (RTMP/WHIP), as livekit/ingress does it (ingress.md §1.3).
-
-    Looks the stream key up (unknown → not_found, nothing stored), marks the ingress BUFFERING, then refuses a
-    disabled ingress ("session is disabled"), an invalid one (``validate``), one whose type does not match the
-    endpoint ("invalid ingress type"), or one ``accept`` refuses (CPU admission: raise IngressError).  A refusal
-    after the lookup is stored as ERROR with its message; success is stored as BUFFERING.  Returns the IngressInfo
-    carrying the stored state.
-
-    ``state`` is the session's own BUFFERING state (e.g. ``SessionState.snapshot()``), so that admission and the
-    session's later reports share one ``started_at``; without it a new one is made from ``resource_id``.
-    """
-    info = await control.get_ingress_info(stream_key=stream_key)
-    if state is None:
-        state = IngressState(started_at=now_ns(), resource_id=resource_id)
-    info.state.CopyFrom(state)
-    info.state.status = IngressState.Status.ENDPOINT_BUFFERING
-    error: IngressError | None = None
-    try:
-        if info.HasField("enabled") and not info.enabled:
-            raise INGRESS_DISABLED
-        validate(info)
-        if info.input_type != input_type:
-            raise INVALID_INGRESS_TYPE
-        if accept is not None:
-            accept(info)
-    except IngressError as exc:
-        error = exc
-        info.state.status = IngressState.Status.ENDPOINT_ERROR
-        info.state.error = exc.message
-        info.state.ended_at = now_ns()
-    info.state.updated_at = max(now_ns(), info.state.updated_at + 1)
-    try:
-        await control.update_state(info.ingress_id, info.state)
-    except IngressError as exc:
-        log.warning("could not store the admission state of %s: %s", info.ingress_id, exc)
-    if error is not None:
-        raise error
-    return info
-
-
 class StandaloneControl:
     """IngressControl over the local store, sending webhooks on status changes."""
 
@@ -191,5 +141,5 @@ __all__ = [
     "StandaloneControl",
     "StopSession",
     "UrlSessionStarter",
-    "admit_session",
+    "now_ns",
 ]

@@ -18,9 +18,10 @@ from livekit.protocol.ingress import (
 )
 from livekit.protocol.models import TrackSource
 
+from pyingress.control.admission import admit_session
 from pyingress.control.errors import SERVER_CAPACITY_EXCEEDED
 from pyingress.control.ids import BASE57_ALPHABET, is_base57_id
-from pyingress.control.state import admit_session, now_ns
+from pyingress.control.state import now_ns
 from tests.control.service_fixture import running_service
 
 S = IngressState.Status

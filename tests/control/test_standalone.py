@@ -8,8 +8,9 @@ import yaml
 from livekit.protocol.ingress import CreateIngressRequest, IngressState, UpdateIngressRequest
 
 from pyingress.config import ConfigError, parse_config
+from pyingress.control.admission import admit_session
 from pyingress.control.standalone import build_standalone_control
-from pyingress.control.state import admit_session, now_ns
+from pyingress.control.state import now_ns
 from tests.control.service_fixture import running_service
 from tests.control.webhook_receiver import WebhookSink
 from tests.harness.ports import free_port

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState
 
+from pyingress.control.admission import admit_session
 from pyingress.control.errors import SERVER_CAPACITY_EXCEEDED, IngressError
 from pyingress.control.ids import new_ingress_id, new_resource_id, new_stream_key
-from pyingress.control.state import SessionRegistry, StandaloneControl, admit_session
+from pyingress.control.state import SessionRegistry, StandaloneControl
 from pyingress.control.store import IngressStore
 from pyingress.control.webhooks import DeliveryPolicy, WebhookNotifier
 from pyingress.session.state import SessionState
