@@ -1,44 +1,94 @@
-"""Push sessions by ingress: admission, one running session per ingress, reconnects and newer publishers.
+"""Sessions by ingress: admission, one running session per ingress, reconnects and newer publishers, pulls.
 
-A front door (RTMP today, WHIP next) asks ``admit_push(stream_key, input_type)`` when a publisher wants in and
-hands the accepted source to ``attach``.  The first publisher of an ingress starts a session (BUFFERING, a new
-resource id); a publisher for an ingress whose session still runs — a reconnect within the grace window, or a
-second encoder on the same key — joins that session and the newest source wins.
+A push door (RTMP, SRT, WHIP) asks ``admit_push(stream_key, input_type)`` when a publisher wants in and hands the
+accepted source to ``attach``.  The first publisher of an ingress starts a session (BUFFERING, a new resource id);
+a publisher for an ingress whose session still runs — a reconnect within the grace window, or a second encoder on
+the same key — joins that session and the newest source wins (``slot.SourceSlot``).  Admissions of one ingress
+take turns, so two publishers arriving together on one key start one session, not two.
+
+A URL ingress starts with ``start_pull(info)``: called by the standalone API when the ingress is created, and by
+psrpc ``StartIngress`` in livekit mode.  The pull door registered for the URL's scheme opens its source.
 """
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Protocol
+from urllib.parse import urlsplit
 
-from livekit.protocol.ingress import IngressInfo
+from livekit.protocol.ingress import IngressInfo, IngressInput
 
-from pyingress.control.admission import CpuAdmission, session_cost
 from pyingress.config import Config
-from pyingress.control.errors import INGRESS_DISABLED, INVALID_INGRESS_TYPE
+from pyingress.control.admission import Admission
+from pyingress.control.errors import INGRESS_DISABLED, INVALID_INGRESS_TYPE, SERVER_SHUTTING_DOWN, IngressError
 from pyingress.control.ids import new_resource_id
-from pyingress.control.state import IngressControl, SessionRegistry, admit_session
+from pyingress.control.state import IngressControl, SessionRegistry
 from pyingress.ingest.source import MediaSource
-from pyingress.session.session import IngressSession, SessionSettings
+from pyingress.media.pipeline import open_pipeline
+from pyingress.session.session import IngressSession, PipelineFactory, SessionSettings
 from pyingress.session.state import SessionState
 
 log = logging.getLogger("pyingress.sessions")
 
 
+class RoomTarget(Protocol):
+    """Where sessions publish: known once the service has started (a local room server may be started first)."""
+
+    @property
+    def ws_url(self) -> str: ...
+
+
+class PullDoor(Protocol):
+    """A front door that fetches media itself (files and HLS over HTTP, SRT caller) for one URL ingress."""
+
+    def open(self, info: IngressInfo, resource_id: str) -> MediaSource:
+        """Start fetching ``info.url``; the source ends when the media does (raise IngressError to refuse)."""
+        ...
+
+
 class SessionManager:
-    def __init__(self, config: Config, control: IngressControl, registry: SessionRegistry, ws_url: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        control: IngressControl,
+        registry: SessionRegistry,
+        admission: Admission,
+        room: RoomTarget,
+        pull_doors: Mapping[str, PullDoor] | None = None,
+        pipeline_factory: PipelineFactory = open_pipeline,
+    ) -> None:
         self.config = config
         self.control = control
         self.registry = registry
-        self.admission = CpuAdmission(config.cpu_cost)
-        self.settings = SessionSettings(
-            ws_url=ws_url,
-            api_key=config.api_key,
-            api_secret=config.api_secret,
-            grace_seconds=config.reconnect_grace_seconds,
-        )
+        self.admission = admission
+        self.room = room
+        self.pull_doors = dict(pull_doors or {})  # URL scheme → door
+        self._pipeline_factory = pipeline_factory
+        self._settings: SessionSettings | None = None
         self._by_ingress: dict[str, IngressSession] = {}
         self._awaiting_source: dict[str, IngressSession] = {}  # resource id → session
+        self._admitting: dict[str, asyncio.Lock] = {}  # stream key → its admissions take turns
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
+
+    async def start(self) -> None:
+        self._settings = SessionSettings(
+            ws_url=self.room.ws_url,
+            api_key=self.config.api_key,
+            api_secret=self.config.api_secret,
+            grace_seconds=self.config.reconnect_grace_seconds,
+        )
+
+    @property
+    def settings(self) -> SessionSettings:
+        if self._settings is None:
+            raise RuntimeError("SessionManager.start() has not run")
+        return self._settings
+
+    @property
+    def pulls(self) -> bool:
+        """Whether any pull door is here: without one, URL ingresses are stored but not started."""
+        return bool(self.pull_doors)
 
     def session_of(self, ingress_id: str) -> IngressSession | None:
         session = self._by_ingress.get(ingress_id)
@@ -46,10 +96,17 @@ class SessionManager:
 
     async def admit_push(self, stream_key: str, input_type: int) -> str:
         """Admit a publisher; returns the resource id of the session its source must be attached to."""
-        from pyingress.control.errors import SERVER_SHUTTING_DOWN
-
         if self.closing:
             raise SERVER_SHUTTING_DOWN
+        lock = self._admitting.setdefault(stream_key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._admit_push(stream_key, input_type)
+        finally:
+            if not lock.locked() and self._admitting.get(stream_key) is lock:
+                del self._admitting[stream_key]
+
+    async def _admit_push(self, stream_key: str, input_type: int) -> str:
         info = await self.control.get_ingress_info(stream_key=stream_key)
         running = self.session_of(info.ingress_id)
         if running is not None:
@@ -58,19 +115,34 @@ class SessionManager:
             log.info("ingress %s: publisher joins running session %s", info.ingress_id, running.resource_id)
             return running.resource_id
         resource_id = new_resource_id(input_type)
-        cost = session_cost(info, self.config.cpu_cost)
-        admitted = await admit_session(
-            self.control,
-            stream_key=stream_key,
-            input_type=input_type,
-            resource_id=resource_id,
-            accept=lambda _: self.admission.check(cost),
-        )
-        self.admission.reserve(resource_id, cost)
-        state = SessionState(admitted, resource_id, self.control, initial=admitted.state)
-        session = IngressSession(admitted, state, self.settings)
-        self._start(admitted, session)
+        admitted = await self.admission.admit_push(stream_key, input_type, resource_id)
+        self._start(admitted, SessionState(admitted, resource_id, self.control, initial=admitted.state))
         return resource_id
+
+    async def start_pull(self, info: IngressInfo) -> None:
+        """Start a URL ingress's session now (BUFFERING stored before this returns); IngressError refuses it."""
+        if self.closing:
+            raise SERVER_SHUTTING_DOWN
+        if info.input_type != IngressInput.URL_INPUT:
+            raise INVALID_INGRESS_TYPE
+        door = self.pull_doors.get(urlsplit(info.url).scheme.lower())
+        if door is None:
+            raise IngressError("invalid_argument", f"no pull door for {urlsplit(info.url).scheme or 'this'} URLs")
+        resource_id = new_resource_id(IngressInput.URL_INPUT)
+        self.admission.admit_pull(info, resource_id)
+        try:
+            await self.control.create_ingress(info)
+            source = door.open(info, resource_id)
+        except BaseException:
+            self.admission.release(resource_id)
+            raise
+        session = self._start(info, SessionState(info, resource_id, self.control))
+        session.attach(source)
+        try:
+            await session.state.report()  # BUFFERING, before the caller answers
+        except IngressError:
+            await session.stop("ingress session could not be started")
+            raise
 
     @staticmethod
     def _check_rejoin(info: IngressInfo, input_type: int) -> None:
@@ -79,7 +151,8 @@ class SessionManager:
         if info.input_type != input_type:
             raise INVALID_INGRESS_TYPE
 
-    def _start(self, info: IngressInfo, session: IngressSession) -> None:
+    def _start(self, info: IngressInfo, state: SessionState) -> IngressSession:
+        session = IngressSession(info, state, self.settings, self._pipeline_factory)
         unregister = self.registry.register(info.ingress_id, session.stop)
         self._by_ingress[info.ingress_id] = session
         self._awaiting_source[session.resource_id] = session
@@ -95,6 +168,7 @@ class SessionManager:
                 del self._by_ingress[info.ingress_id]
 
         task.add_done_callback(finished)
+        return session
 
     def attach(self, source: MediaSource) -> None:
         session = self._awaiting_source.pop(source.resource_id, None)

@@ -9,7 +9,13 @@ The session owns the state machine (``SessionState``) and decides how it ends:
 
 Beyond LiveKit: a source that ends abruptly or unpublishes is not the end if another one for the same ingress
 attaches within ``grace_seconds`` — the pipeline and the room participant carry on, subscribers see a short
-freeze instead of a leave and join.  A newer publisher on the same key replaces the older one the same way.
+freeze instead of a leave and join.  A newer publisher on the same key replaces the older one the same way
+(``slot.SourceSlot`` holds those rules for every door).
+
+Keyframes flow back to the publisher: a pipeline that cannot make one itself (pass-through) reports
+``UpstreamKeyframeNeeded`` for a layer, and the session hands it to the playing source's back-channel (RTP doors
+send PLI/FIR; RTMP, SRT and files only count it).  A transcoded session feeds the pipeline one video layer: the
+best one a simulcast publisher described.
 """
 
 import asyncio
@@ -23,7 +29,7 @@ from livekit.protocol.models import TrackSource
 
 from pyingress.control.errors import SOURCE_NOT_READY, IngressError
 from pyingress.control.transcoding import is_transcoded
-from pyingress.ingest.source import EndReason, MediaSource
+from pyingress.ingest.source import MediaSource
 from pyingress.media.config import PipelineConfig
 from pyingress.media.events import (
     AudioTrackReady,
@@ -32,6 +38,7 @@ from pyingress.media.events import (
     PipelineEvent,
     PipelineFailed,
     StatsUpdated,
+    UpstreamKeyframeNeeded,
     VideoLayersReady,
 )
 from pyingress.media.packets import EncodedPacket, OutputFrame
@@ -48,12 +55,10 @@ from pyingress.publish.publication import (
     VideoTrackPlan,
 )
 from pyingress.publish.room_publisher import RoomPublisher
+from pyingress.session.slot import SourceSlot
 from pyingress.session.state import SessionState
 
 log = logging.getLogger("pyingress.session")
-
-# Sources that end like this may be followed by a reconnect; anything else ends the session.
-_RECOVERABLE_ENDS = (EndReason.DISCONNECTED, EndReason.UNPUBLISHED)
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,8 @@ class IngressSession:
         self.settings = settings
         self.resource_id = state.state.resource_id
         self._pipeline_factory = pipeline_factory
-        self._sources: asyncio.Queue[MediaSource] = asyncio.Queue()
-        self._current: MediaSource | None = None
+        self.slot = SourceSlot(settings.grace_seconds, name=self.resource_id)
+        self._transcode = is_transcoded(info)
         self._events: asyncio.Queue[PipelineEvent] = asyncio.Queue()
         self._publisher: RoomPublisher | None = None
         self._published = False
@@ -102,17 +107,16 @@ class IngressSession:
         self._all_ready = asyncio.Event()  # every announced kind has its track plan
         self._pipeline_ended = asyncio.Event()
         self._publisher_error: str | None = None
-        self.sources_attached = 0
 
     # -- called by the front door / service --
 
     def attach(self, source: MediaSource) -> None:
         """Give the session its (next) source; a newer one replaces the one that is playing."""
-        self.sources_attached += 1
-        self._sources.put_nowait(source)
-        current = self._current
-        if current is not None and not current.ended:
-            current.close("replaced by a newer publisher on the same stream key")
+        self.slot.attach(source)
+
+    @property
+    def sources_attached(self) -> int:
+        return self.slot.attached
 
     @property
     def done(self) -> bool:
@@ -122,9 +126,7 @@ class IngressSession:
         """End the session now, cleanly (INACTIVE): used by Update/Delete and shutdown."""
         if self._stopping is None:
             self._stopping = reason
-        if self._current is not None:
-            self._current.close(reason)
-        self._sources.put_nowait(_STOP)
+        self.slot.stop(reason)
         await self._done.wait()
 
     async def wait(self) -> None:
@@ -137,7 +139,7 @@ class IngressSession:
         config = PipelineConfig(
             video=resolve_video(self.info.video if self.info.HasField("video") else None),
             audio=resolve_audio(self.info.audio if self.info.HasField("audio") else None),
-            transcode=is_transcoded(self.info),
+            transcode=self._transcode,
             session_id=self.resource_id,
         )
 
@@ -191,55 +193,22 @@ class IngressSession:
     async def _feed(self) -> str | None:
         """Sources → pipeline. Returns None on a clean end (or stop), the error message otherwise."""
         assert self._pipeline is not None
-        while True:
-            source = await self._next_source(first=self._current is None)
-            if source is None:
-                return None
-            self._current = source
+        while (source := await self.slot.next_source()) is not None:
             async for item in source:
                 if isinstance(item, EncodedPacket):
-                    self._pipeline.push(item)
-                else:
+                    if item.layer is None or self._feeds_layer(source, item.layer):
+                        self._pipeline.push(item)
+                elif item.layer is None or self._feeds_layer(source, item.layer):
                     self._kinds.add(item.kind)
                     self._pipeline.add_stream(item)
-            if self._stopping is not None:
-                return None
-            if not self._sources.empty():
-                # A newer publisher is already waiting (``attach`` queued it, then closed this one): it takes over
-                # whatever ended this source.  Without this check the CLOSED end counted as a clean end.
-                continue
-            if source.end_reason == EndReason.ERROR:
-                return source.error or "source error"
-            if source.end_reason not in _RECOVERABLE_ENDS:
-                return None
-            log.info(
-                "session %s: source ended (%s), waiting %.1f s for a reconnect",
-                self.resource_id,
-                source.end_reason,
-                self.settings.grace_seconds,
-            )
+        return self.slot.error
 
-    async def _next_source(self, first: bool) -> MediaSource | None:
-        """The next source: the first one without limit, a reconnect only within the grace window."""
-        try:
-            if first:
-                candidate = await self._sources.get()
-            else:
-                async with asyncio.timeout(self.settings.grace_seconds):
-                    candidate = await self._sources.get()
-        except TimeoutError:
-            return None
-        if candidate is _STOP:
-            return None
-        # Skip sources that were replaced before they were read (several reconnects in a row).
-        while not self._sources.empty():
-            newer = self._sources.get_nowait()
-            if newer is _STOP:
-                candidate.close(self._stopping or "ingress stopped")
-                return None
-            candidate.close("replaced by a newer publisher on the same stream key")
-            candidate = newer
-        return candidate
+    def _feeds_layer(self, source: MediaSource, layer: int) -> bool:
+        """Pass-through forwards every layer; a transcoder takes the best one described (it makes its own)."""
+        if not self._transcode:
+            return True
+        described = [other for other in source.video_layers() if other is not None]
+        return layer == max(described, default=layer)
 
     async def _start_watchdog(self) -> str | None:
         await asyncio.sleep(self.settings.start_timeout_seconds)
@@ -278,6 +247,8 @@ class IngressSession:
                         )
                 elif isinstance(event, PipelineFailed):
                     return event.message
+                elif isinstance(event, UpstreamKeyframeNeeded):
+                    self._on_upstream_keyframe_needed(event)
                 elif isinstance(event, PipelineEnded):
                     self._pipeline_ended.set()
                 if starter is not None and starter.done() and starter.exception() is not None:
@@ -347,6 +318,9 @@ class IngressSession:
         if self._pipeline is not None:
             self._pipeline.request_keyframe(quality)
 
+    def _on_upstream_keyframe_needed(self, event: UpstreamKeyframeNeeded) -> None:
+        self.slot.request_keyframe(event.quality)
+
     def _on_layers_changed(self, active: frozenset[int]) -> None:
         if self._pipeline is None or self._video_ready is None:
             return
@@ -372,12 +346,7 @@ class IngressSession:
         return events.result() if events in done else None
 
     async def _teardown(self, error: str | None) -> None:
-        if self._current is not None and not self._current.ended:
-            self._current.close(error or self._stopping or "ingress session ended")
-        while not self._sources.empty():
-            leftover = self._sources.get_nowait()
-            if leftover is not _STOP:
-                leftover.close(error or "ingress session ended")
+        self.slot.close(error or self._stopping or "ingress session ended")
         if self._pipeline is not None:
             await asyncio.to_thread(self._pipeline.close)
             self._counters.update(self._pipeline.stats.counters)  # what happened since the last report
@@ -398,8 +367,7 @@ class IngressSession:
 
 
 class _Marker:
-    """A queue item that is not a source."""
+    """An event queue item that only wakes the event loop."""
 
 
-_STOP: MediaSource = _Marker()  # type: ignore[assignment]
 _WAKE: PipelineEvent = _Marker()  # type: ignore[assignment]

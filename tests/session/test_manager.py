@@ -1,0 +1,199 @@
+"""SessionManager against the real standalone control (SQLite in a temporary folder): admission under
+concurrency, joining a running session, pull sessions.  The sessions run for real (a media pipeline on a thread);
+no publisher sends media, so none of them reaches a room — the room URL is never dialled."""
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState
+
+from pyingress.config import CpuCostConfig, parse_config
+from pyingress.control.admission import Admission, CpuAdmission
+from pyingress.control.errors import IngressError
+from pyingress.control.ids import new_ingress_id, new_stream_key
+from pyingress.control.state import SessionRegistry, StandaloneControl
+from pyingress.control.store import IngressStore
+from pyingress.ingest.source import MediaSource
+from pyingress.media.pipeline import open_pipeline
+from pyingress.session.manager import SessionManager
+
+S = IngressState.Status
+
+
+class _Room:
+    ws_url = "ws://127.0.0.1:9"  # never dialled: no session here gets media to publish
+
+
+class _TestPullDoor:
+    """A pull door that opens an empty source: these tests are about starting, not about fetching."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, str]] = []
+
+    def open(self, info: IngressInfo, resource_id: str) -> MediaSource:
+        self.opened.append((info.url, resource_id))
+        return MediaSource(protocol="url", stream_key="", resource_id=resource_id)
+
+
+def _stored(store: IngressStore, input_type: int = IngressInput.RTMP_INPUT, **fields: object) -> IngressInfo:
+    values: dict[str, object] = {
+        "ingress_id": new_ingress_id(),
+        "stream_key": "" if input_type == IngressInput.URL_INPUT else new_stream_key(),
+        "url": "http://media.example/a.mp4" if input_type == IngressInput.URL_INPUT else "rtmp://127.0.0.1/live",
+        "input_type": input_type,
+        "room_name": "room",
+        "participant_identity": "p",
+        "reusable": input_type != IngressInput.URL_INPUT,
+        "enable_transcoding": True,
+        "state": IngressState(),
+    }
+    info = IngressInfo(**{**values, **fields})  # type: ignore[arg-type]
+    store.create(info)
+    return info
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[IngressStore]:
+    store = IngressStore(tmp_path / "ingress.sqlite3")
+    yield store
+    store.close()
+
+
+def _manager(store: IngressStore, *, cpus: float, pull: _TestPullDoor | None = None) -> SessionManager:
+    config = parse_config(yaml.safe_dump({"api_key": "devkey", "api_secret": "secret"}), env={})
+    control = StandaloneControl(store)
+    # One core, rtmp/url sessions cost 0.8 and 0.3 idle is kept (capacity 0.85): exactly one session fits.
+    capacity = CpuAdmission(CpuCostConfig(), cpus=cpus)
+    return SessionManager(
+        config,
+        control,
+        SessionRegistry(),
+        Admission(control, capacity),
+        _Room(),
+        pull_doors={"http": pull} if pull else None,
+        pipeline_factory=functools.partial(open_pipeline, isolation="thread"),
+    )
+
+
+async def _outcome(manager: SessionManager, info: IngressInfo) -> str:
+    try:
+        return await manager.admit_push(info.stream_key, IngressInput.RTMP_INPUT)
+    except IngressError as exc:
+        return exc.message
+
+
+async def test_two_publishers_at_capacity_start_exactly_one_session(store: IngressStore) -> None:
+    manager = _manager(store, cpus=1.0)
+    await manager.start()
+    a, b = _stored(store), _stored(store)
+    outcomes = await asyncio.gather(_outcome(manager, a), _outcome(manager, b))
+    try:
+        admitted = [o for o in outcomes if o.startswith("RT_")]
+        assert len(admitted) == 1, outcomes
+        assert "server capacity exceeded" in outcomes
+        running = [info for info in (a, b) if manager.session_of(info.ingress_id) is not None]
+        assert len(running) == 1
+        refused = b if running == [a] else a
+        assert store.load(running[0].ingress_id).state.status == S.ENDPOINT_BUFFERING
+        assert store.load(running[0].ingress_id).state.resource_id == admitted[0]
+        refused_state = store.load(refused.ingress_id).state
+        assert refused_state.status == S.ENDPOINT_ERROR and refused_state.error == "server capacity exceeded"
+        assert list(manager.admission.capacity.reserved) == admitted  # the refused one reserved nothing
+    finally:
+        await manager.close()
+    await asyncio.sleep(0)  # the sessions' done callbacks
+    for info in (a, b):
+        assert store.load(info.ingress_id).state.status not in (S.ENDPOINT_BUFFERING, S.ENDPOINT_PUBLISHING)
+    assert manager.admission.capacity.reserved == {}
+
+
+async def test_two_publishers_on_one_key_at_once_share_one_session(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0)
+    await manager.start()
+    info = _stored(store)
+    try:
+        first, second = await asyncio.gather(_outcome(manager, info), _outcome(manager, info))
+        assert first == second and first.startswith("RT_")
+        assert list(manager.admission.capacity.reserved) == [first]
+        session = manager.session_of(info.ingress_id)
+        assert session is not None and session.resource_id == first
+    finally:
+        await manager.close()
+    assert store.load(info.ingress_id).state.status == S.ENDPOINT_INACTIVE
+
+
+async def test_capacity_freed_by_an_ended_session_admits_the_next(store: IngressStore) -> None:
+    manager = _manager(store, cpus=1.0)
+    await manager.start()
+    a, b = _stored(store), _stored(store)
+    try:
+        assert (await _outcome(manager, a)).startswith("RT_")
+        assert await _outcome(manager, b) == "server capacity exceeded"
+        running = manager.session_of(a.ingress_id)
+        assert running is not None
+        await running.stop("ingress deleted")
+        await asyncio.sleep(0)
+        assert (await _outcome(manager, b)).startswith("RT_")
+    finally:
+        await manager.close()
+
+
+async def test_a_refused_rejoin_leaves_the_running_session_alone(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0)
+    await manager.start()
+    info = _stored(store)
+    try:
+        resource_id = await _outcome(manager, info)
+        with pytest.raises(IngressError, match="invalid ingress type"):
+            await manager.admit_push(info.stream_key, IngressInput.WHIP_INPUT)
+        session = manager.session_of(info.ingress_id)
+        assert session is not None and session.resource_id == resource_id
+    finally:
+        await manager.close()
+
+
+async def test_a_pull_starts_buffering_with_its_source_attached(store: IngressStore) -> None:
+    door = _TestPullDoor()
+    manager = _manager(store, cpus=1.0, pull=door)
+    await manager.start()
+    info = _stored(store, IngressInput.URL_INPUT)
+    try:
+        await manager.start_pull(info)
+        state = store.load(info.ingress_id).state
+        assert state.status == S.ENDPOINT_BUFFERING and state.resource_id.startswith("UR_")
+        assert door.opened == [(info.url, state.resource_id)]
+        session = manager.session_of(info.ingress_id)
+        assert session is not None and session.sources_attached == 1
+        # The one slot is taken: another URL ingress is refused with LiveKit's words and reserves nothing.
+        other = _stored(store, IngressInput.URL_INPUT)
+        with pytest.raises(IngressError, match="server capacity exceeded"):
+            await manager.start_pull(other)
+        assert list(manager.admission.capacity.reserved) == [state.resource_id]
+        assert len(door.opened) == 1
+    finally:
+        await manager.close()
+    assert store.load(info.ingress_id).state.status == S.ENDPOINT_COMPLETE  # a URL ingress ends COMPLETE
+
+
+async def test_a_pull_without_a_door_for_its_scheme_is_refused(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0, pull=_TestPullDoor())
+    await manager.start()
+    info = _stored(store, IngressInput.URL_INPUT, url="srt://127.0.0.1:9000")
+    with pytest.raises(IngressError, match="no pull door for srt URLs"):
+        await manager.start_pull(info)
+    assert manager.admission.capacity.reserved == {} and manager.session_of(info.ingress_id) is None
+    with pytest.raises(IngressError, match="invalid ingress type"):
+        await manager.start_pull(_stored(store))  # an RTMP ingress is not pulled
+
+
+async def test_nothing_is_admitted_while_closing(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0)
+    await manager.start()
+    await manager.close()
+    info = _stored(store)
+    assert await _outcome(manager, info) == "server shutting down"
+    assert store.load(info.ingress_id).state.status == S.ENDPOINT_INACTIVE
