@@ -22,12 +22,16 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     level = config.logging.level.upper().replace("WARN", "WARNING").replace("WARNINGING", "WARNING")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pyingress.compose import build_service
     from pyingress.control.store import StoreError
     from pyingress.room_server import RoomServerError
     from pyingress.service import run_service
 
+    async def serve() -> None:
+        await run_service(build_service(config))
+
     try:
-        asyncio.run(run_service(config))
+        asyncio.run(serve())
     except ConfigError as exc:
         print(f"pyingress: bad configuration: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ v1.13.5, installed as ``server``).
 """
 
 import asyncio
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 import yaml
+
+log = logging.getLogger("pyingress.service")
 
 REPO_BIN = Path(__file__).resolve().parent.parent / ".cache" / "bin"
 
@@ -148,3 +151,36 @@ class LocalRoomServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await asyncio.to_thread(self.stop)
+
+
+class RoomConnection:
+    """Where sessions publish: the configured ``ws_url``, or a local livekit-server started for the purpose.
+
+    A service component (``start``/``close``); the URL is known once ``start`` has run."""
+
+    def __init__(self, ws_url: str, local: RoomServerOptions) -> None:
+        self._ws_url = ws_url
+        self._options = local
+        self.server: LocalRoomServer | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return self._ws_url
+
+    @property
+    def local(self) -> bool:
+        return self.server is not None
+
+    async def start(self) -> None:
+        if self._ws_url:
+            return
+        server = LocalRoomServer(self._options)
+        await asyncio.to_thread(server.start)
+        self.server = server
+        self._ws_url = self._options.ws_url
+        log.info("started a local livekit-server (dev mode) at %s", self._ws_url)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+            self.server = None

@@ -1,40 +1,24 @@
-"""Standalone control plane: the store, webhooks, session registry and the Twirp Ingress API, wired into the service.
+"""Standalone control plane: pyingress owns the ingress records (SQLite), sends the webhooks and serves the Twirp
+Ingress API itself.
 
-``standalone_control_extension`` is the service extension ``serve`` runs in standalone mode.  It leaves on the
-service what sessions use: ``service.control`` (IngressControl), ``service.sessions`` (SessionRegistry) and
-``service.ingress_api`` (IngressApi; set ``ingress_api.url_session_starter`` to start URL pulls at create).
+It is built in two steps because the sessions sit in the middle: the records (``open_standalone_control``) are
+what the session manager admits and reports state through, and the API (``StandaloneControlPlane.around``) needs
+the manager to start URL ingresses when they are created.  ``pyingress.compose`` does both in that order.
 """
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+from aiohttp import web
 
 from pyingress.config import Config, ConfigError
 from pyingress.control.api import IngressApi
-from pyingress.control.state import SessionRegistry, StandaloneControl
+from pyingress.control.state import SessionRegistry, StandaloneControl, UrlSessionStarter
 from pyingress.control.store import IngressStore
 from pyingress.control.twirp import TwirpIngressServer
 from pyingress.control.webhooks import WebhookNotifier
 
-if TYPE_CHECKING:
-    from pyingress.service import IngressService
-
 log = logging.getLogger("pyingress.control")
-
-
-@dataclass
-class StandaloneControlPlane:
-    store: IngressStore
-    notifier: WebhookNotifier
-    control: StandaloneControl
-    sessions: SessionRegistry
-    api: IngressApi
-    twirp: TwirpIngressServer
-
-    async def close(self) -> None:
-        await self.sessions.stop_all()
-        await self.notifier.close()
-        self.store.close()
 
 
 def webhook_notifier(config: Config) -> WebhookNotifier:
@@ -46,21 +30,50 @@ def webhook_notifier(config: Config) -> WebhookNotifier:
     return WebhookNotifier(config.webhook.urls, key, config.api_secret if config.webhook.urls else "")
 
 
-def build_standalone_control(config: Config) -> StandaloneControlPlane:
-    keys = {config.api_key: config.api_secret} if config.api_key else {}
-    store = IngressStore(config.store_path)
-    notifier = webhook_notifier(config)
-    control = StandaloneControl(store, notifier)
-    sessions = SessionRegistry()
-    api = IngressApi(store, control, sessions, config.default_rtmp_base_url, config.default_whip_base_url)
-    return StandaloneControlPlane(store, notifier, control, sessions, api, TwirpIngressServer(api, keys))
+def open_standalone_control(config: Config) -> StandaloneControl:
+    """The records and their webhooks: what sessions admit and report state through."""
+    notifier = webhook_notifier(config)  # checked before the store file is made
+    return StandaloneControl(IngressStore(config.store_path), notifier)
 
 
-async def standalone_control_extension(service: "IngressService") -> None:
-    plane = build_standalone_control(service.config)
-    plane.twirp.add_routes(service.http_app)
-    service.control = plane.control
-    service.sessions = plane.sessions
-    service.ingress_api = plane.api
-    service.add_cleanup(plane.close)
-    log.info("Ingress API on /twirp/livekit.Ingress, %d ingresses in %s", plane.store.count(), plane.store.path)
+@dataclass
+class StandaloneControlPlane:
+    store: IngressStore
+    notifier: WebhookNotifier | None
+    control: StandaloneControl
+    sessions: SessionRegistry
+    api: IngressApi
+    twirp: TwirpIngressServer
+
+    @classmethod
+    def around(
+        cls,
+        config: Config,
+        control: StandaloneControl,
+        sessions: SessionRegistry,
+        start_pull: UrlSessionStarter | None = None,
+    ) -> "StandaloneControlPlane":
+        """The Ingress API over ``control``'s records; ``start_pull`` starts URL ingresses at create (None: they
+        are stored and stay INACTIVE, as while no pull door exists)."""
+        keys = {config.api_key: config.api_secret} if config.api_key else {}
+        api = IngressApi(
+            control.store, control, sessions, config.default_rtmp_base_url, config.default_whip_base_url, start_pull
+        )
+        return cls(control.store, control.notifier, control, sessions, api, TwirpIngressServer(api, keys))
+
+    def add_routes(self, app: web.Application) -> None:
+        self.twirp.add_routes(app)
+
+    async def start(self) -> None:
+        log.info("Ingress API on /twirp/livekit.Ingress, %d ingresses in %s", self.store.count(), self.store.path)
+
+    async def close(self) -> None:
+        await self.sessions.stop_all()
+        if self.notifier is not None:
+            await self.notifier.close()
+        self.store.close()
+
+
+def build_standalone_control(config: Config, start_pull: UrlSessionStarter | None = None) -> StandaloneControlPlane:
+    """Both steps at once, for tools and tests that run the API without sessions."""
+    return StandaloneControlPlane.around(config, open_standalone_control(config), SessionRegistry(), start_pull)

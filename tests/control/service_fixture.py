@@ -8,10 +8,12 @@ from typing import Any
 import yaml
 from livekit import api
 
+from pyingress.compose import build_service
 from pyingress.config import parse_config
 from pyingress.control.api import IngressApi
+from pyingress.control.standalone import StandaloneControlPlane
 from pyingress.control.state import SessionRegistry, StandaloneControl
-from pyingress.service import IngressService, default_extensions
+from pyingress.service import IngressService
 from tests.harness.ports import free_port
 
 
@@ -24,19 +26,21 @@ class RunningService:
         return f"http://127.0.0.1:{self.service.config.whip_port}"
 
     @property
+    def plane(self) -> StandaloneControlPlane:
+        assert isinstance(self.service.control_plane, StandaloneControlPlane)
+        return self.service.control_plane
+
+    @property
     def control(self) -> StandaloneControl:
-        assert isinstance(self.service.control, StandaloneControl)
-        return self.service.control
+        return self.plane.control
 
     @property
     def sessions(self) -> SessionRegistry:
-        assert self.service.sessions is not None
-        return self.service.sessions
+        return self.plane.sessions
 
     @property
     def ingress_api(self) -> IngressApi:
-        assert self.service.ingress_api is not None
-        return self.service.ingress_api
+        return self.plane.api
 
     def client(self) -> api.LiveKitAPI:
         return api.LiveKitAPI(self.http_url, "devkey", "secret")
@@ -56,8 +60,8 @@ async def running_service(tmp_path: Path, **extra: Any) -> AsyncIterator[Running
         "rtmp_base_url": "rtmp://ingress.example.com:1935/live",
         **extra,
     }
-    service = IngressService(parse_config(yaml.safe_dump(config), env={}))
-    await service.start(default_extensions(service.config))
+    service = build_service(parse_config(yaml.safe_dump(config), env={}))
+    await service.start()
     try:
         yield RunningService(service)
     finally:

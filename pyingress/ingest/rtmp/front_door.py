@@ -1,18 +1,15 @@
-"""The RTMP/RTMPS listener wired into the service: admission through the session manager, sources to sessions."""
+"""The RTMP/RTMPS front door: the listener, publishers admitted by the sessions, their sources handed over."""
 
 import asyncio
 import contextlib
 import logging
 import ssl
-from typing import TYPE_CHECKING
 
 from livekit.protocol.ingress import IngressInput
 
 from pyingress.config import Config, ConfigError
+from pyingress.ingest.door import PushSessions
 from pyingress.ingest.rtmp.server import RtmpLimits, RtmpServer
-
-if TYPE_CHECKING:
-    from pyingress.service import IngressService
 
 log = logging.getLogger("pyingress.rtmp")
 
@@ -41,37 +38,50 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def rtmp_extension(service: "IngressService") -> None:
-    config = service.config
-    if config.rtmp_port <= 0 and not config.rtmp.rtmps_port:
-        return
-    manager = service.session_manager
-    assert manager is not None, "the session manager extension must run first"
+class RtmpFrontDoor:
+    """The RTMP/RTMPS listener as a service component: publishers admitted by the sessions, sources handed over."""
 
-    async def admit(stream_key: str, app: str) -> str:
-        return await manager.admit_push(stream_key, IngressInput.RTMP_INPUT)
+    def __init__(self, config: Config, sessions: PushSessions) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.server = RtmpServer(
+            self._admit,
+            host=config.bind_address,
+            port=config.rtmp_port if config.rtmp_port > 0 else None,
+            tls_port=config.rtmp.rtmps_port or None,
+            ssl_context=tls_context(config),
+            limits=rtmp_limits(config),
+        )
+        self._accepting: asyncio.Task[None] | None = None
 
-    server = RtmpServer(
-        admit,
-        host=config.bind_address,
-        port=config.rtmp_port if config.rtmp_port > 0 else None,
-        tls_port=config.rtmp.rtmps_port or None,
-        ssl_context=tls_context(config),
-        limits=rtmp_limits(config),
-    )
-    await server.start()
+    @staticmethod
+    def wanted(config: Config) -> bool:
+        return config.rtmp_port > 0 or bool(config.rtmp.rtmps_port)
 
-    async def accept_loop() -> None:
-        async for source in server:
-            manager.attach(source)
+    async def _admit(self, stream_key: str, app: str) -> str:
+        return await self.sessions.admit_push(stream_key, IngressInput.RTMP_INPUT)
 
-    task = asyncio.create_task(accept_loop(), name="rtmp-accept")
+    async def start(self) -> None:
+        await self.server.start()
+        self._accepting = asyncio.create_task(self._accept_loop(), name="rtmp-accept")
+        log.info("RTMP listening on %s", self.server.ports)
 
-    async def close() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await server.close()
+    async def _accept_loop(self) -> None:
+        async for source in self.server:
+            self.sessions.attach(source)
 
-    service.add_cleanup(close)
-    log.info("RTMP listening on %s", server.ports)
+    async def close(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+        await self.server.close()
+
+    def addresses(self) -> list[tuple[str, str]]:
+        found = []
+        if self.config.rtmp_port > 0:
+            found.append(("RTMP", f"{self.config.default_rtmp_base_url}/<stream key>"))
+        if self.config.rtmp.rtmps_port:
+            host = self.config.public_host
+            found.append(("RTMPS", f"rtmps://{host}:{self.config.rtmp.rtmps_port}/live/<stream key>"))
+        return found

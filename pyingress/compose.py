@@ -1,0 +1,94 @@
+"""The one place that decides what runs: the service built from its config.
+
+    room connection → control plane (for the mode) → media workers → session manager → front doors
+
+Each part gets what it needs through its constructor; nothing is set on the service afterwards, and nothing below
+this module imports it.  A mode that is not built yet is refused here, before anything starts, with a message
+that names it.
+"""
+
+from pyingress.config import Config, ConfigError
+from pyingress.control.admission import Admission, CpuAdmission
+from pyingress.control.standalone import StandaloneControlPlane, open_standalone_control
+from pyingress.control.state import SessionRegistry
+from pyingress.ingest.door import FrontDoor
+from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
+from pyingress.media.launcher import WorkerLauncher, default_launcher
+from pyingress.room_server import RoomConnection, RoomServerOptions
+from pyingress.service import IngressService
+from pyingress.session.manager import PullDoor, SessionManager
+
+# The modes pyingress runs in today; config.py knows every mode a config may name.
+BUILT_MODES = ("standalone",)
+
+
+class MediaWorkers:
+    """The zygote that forks each transcoded session's worker: started first, so PyAV is imported once, before
+    the first publisher waits for it (milliseconds per session instead of a new interpreter)."""
+
+    def __init__(self, launcher: WorkerLauncher) -> None:
+        self.launcher = launcher
+
+    async def start(self) -> None:
+        self.launcher.start()
+
+    async def close(self) -> None:
+        self.launcher.close()
+
+
+def room_connection(config: Config) -> RoomConnection:
+    rs = config.room_server
+    local = RoomServerOptions(
+        port=rs.port,
+        rtc_tcp_port=rs.rtc_tcp_port,
+        rtc_udp_port=rs.rtc_udp_port,
+        api_key=config.api_key,
+        api_secret=config.api_secret,
+        rtmp_base_url=config.default_rtmp_base_url,
+        whip_base_url=config.default_whip_base_url,
+        binary=rs.binary,
+    )
+    return RoomConnection(config.ws_url, local)
+
+
+def push_doors(config: Config, sessions: SessionManager) -> list[FrontDoor]:
+    doors: list[FrontDoor] = []
+    if RtmpFrontDoor.wanted(config):
+        doors.append(RtmpFrontDoor(config, sessions))
+    return doors
+
+
+def pull_doors(config: Config) -> dict[str, PullDoor]:
+    """URL scheme → the door that pulls it (none yet: URL ingresses are stored and stay INACTIVE)."""
+    return {}
+
+
+def build_service(config: Config) -> IngressService:
+    """The service for ``config``; raises ConfigError for a mode that cannot run yet."""
+    if config.mode not in BUILT_MODES:
+        raise ConfigError(
+            f"mode: {config.mode!r} is not available yet; pyingress runs as {' or '.join(BUILT_MODES)} "
+            "(the livekit mode, as livekit-server's ingress worker over Redis, is in progress)"
+        )
+    room = room_connection(config)
+    control = open_standalone_control(config)
+    registry = SessionRegistry()
+    sessions = SessionManager(
+        config,
+        control,
+        registry,
+        Admission(control, CpuAdmission(config.cpu_cost)),
+        room,
+        pull_doors=pull_doors(config),
+    )
+    plane = StandaloneControlPlane.around(
+        config, control, registry, start_pull=sessions.start_pull if sessions.pulls else None
+    )
+    return IngressService(
+        config,
+        room=room,
+        control_plane=plane,
+        workers=MediaWorkers(default_launcher()),
+        sessions=sessions,
+        front_doors=push_doors(config, sessions),
+    )

@@ -1,0 +1,31 @@
+"""What every front door is to the service, and what a push door may ask of the sessions.
+
+Doors are built by the composition (``pyingress.compose``) with what they need passed in, started and closed by
+the service in order, and tell the banner (and the dashboard, the CLI) where encoders push to.
+"""
+
+from typing import Protocol
+
+from pyingress.ingest.source import MediaSource
+
+
+class PushSessions(Protocol):
+    """The session manager as a push door sees it (``session.manager.SessionManager``)."""
+
+    async def admit_push(self, stream_key: str, input_type: int) -> str:
+        """Admit a publisher (IngressError with LiveKit's words refuses it); returns the session's resource id."""
+        ...
+
+    def attach(self, source: MediaSource) -> None:
+        """Hand an admitted publisher's source (``source.resource_id`` set) to its session."""
+        ...
+
+
+class FrontDoor(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def addresses(self) -> list[tuple[str, str]]:
+        """(label, where to push) per listener, e.g. ("RTMP", "rtmp://host:1935/live/<stream key>")."""
+        ...
