@@ -1,7 +1,8 @@
 """Decoders for whatever the front doors deliver (H.264, HEVC, AV1, VP8, VP9, AAC, MP3, Opus, … anything PyAV has).
 
 Settings are the measured ones (feasibility.md §4, §6): ``thread_type=SLICE``, ``thread_count=1``.  Frame threading
-would buy throughput we do not need (one thread per layer already fills the cores) at about +65 ms of latency.
+would buy throughput we do not need (a session's ladder fits one core up to 1080p30, and sessions run side by
+side in their own worker processes) at about +65 ms of latency.
 
 Packets reach the decoder with timestamps in microseconds (the session timeline's unit), so decoded frames carry
 microsecond PTS in presentation order: source B-frames are reordered here and never travel further.

@@ -8,8 +8,9 @@ hands the *same* dictionaries to the ffmpeg CLI:
   immediately on request (``forced-idr``: a forced keyframe is an IDR, never an open-GOP I-frame).
 - libvpx VP8: realtime deadline, ``cpu-used -6`` (LiveKit's value, and the cheapest measured, §4), CBR with
   LiveKit's 500/600/1000 ms buffer, no lag.
-- ``thread_count=1`` everywhere: parallelism comes from one Python thread per layer (PyAV releases the GIL in
-  sws_scale and the encoders); libvpx's own threads under oversubscription cost 2.8× the CPU (§4).
+- ``thread_count=1`` everywhere: the transcoder encodes layers in turn on its decode thread, or on a thread per
+  layer for ladders above ``transcoder.SEQUENTIAL_PIXEL_RATE_LIMIT`` (PyAV releases the GIL in sws_scale and the
+  encoders); libvpx's own threads under oversubscription cost 2.8× the CPU (§4).
 - one ``VideoReformatter`` per layer, reused for every frame (``frame.reformat`` rebuilds it each time, +8 % CPU).
 """
 
