@@ -5,6 +5,13 @@
     pyingress_pipeline_events_total{name,track}        the media pipeline's counters summed over every session:
                                                        timeline discontinuities and wraparounds, frames out and
                                                        dropped late per layer, forced keyframes, worker CPU, …
+    pyingress_source_packets_dropped_total{input,kind} packets a front door dropped because the session fell
+                                                       behind (RTP doors only: TCP doors push back instead)
+    pyingress_source_keyframe_requests_total{input}    keyframes asked of senders, by the pipeline, the room or
+                                                       a dropped layer (counted also when the door cannot ask)
+
+``input`` is the IngressInput name on the session metrics, and on the source metrics the front door's protocol
+(rtmp, rtmps, whip, …): what a ``MediaSource`` knows of itself.
 
 The pipeline reports cumulative counters per session (``PipelineStats``); ``PipelineCounters`` turns each
 session's report into increments, so the process-wide totals stay monotonic as sessions come and go.
@@ -20,6 +27,15 @@ PIPELINE_EVENTS = Counter(
     "pyingress_pipeline_events",
     "Media pipeline counters summed over sessions (name: the counter; track: the layer or kind it is about, if any)",
     ["name", "track"],
+)
+
+SOURCE_PACKETS_DROPPED = Counter(
+    "pyingress_source_packets_dropped",
+    "Packets a front door dropped because its session fell behind (kind: audio or video)",
+    ["input", "kind"],
+)
+SOURCE_KEYFRAME_REQUESTS = Counter(
+    "pyingress_source_keyframe_requests", "Keyframes asked of senders, whether or not the door can ask", ["input"]
 )
 
 _TRACKS = frozenset({"video", "audio", "LOW", "MEDIUM", "HIGH"})

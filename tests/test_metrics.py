@@ -1,7 +1,10 @@
 """The Prometheus totals: monotonic across sessions, restarts of a session's worker, and gauge-like counters."""
 
+import re
+
 from prometheus_client import REGISTRY
 
+from pyingress import metrics
 from pyingress.metrics import PipelineCounters, split_counter_name
 
 
@@ -29,3 +32,14 @@ def test_sessions_add_what_grew_and_a_restarted_worker_counts_from_zero() -> Non
     assert (
         REGISTRY.get_sample_value("pyingress_pipeline_events_total", {"name": "worker_max_rss_kb", "track": ""}) is None
     )
+
+
+def test_the_module_docstring_lists_every_metric_it_registers() -> None:
+    listed = set(re.findall(r"^\s+(pyingress_\w+)\{", metrics.__doc__ or "", re.MULTILINE))
+    registered = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in REGISTRY.collect()
+        if family.name.startswith("pyingress_")
+    }
+    assert "pyingress_source_packets_dropped_total" in listed and "pyingress_source_keyframe_requests_total" in listed
+    assert listed == registered
