@@ -112,6 +112,7 @@ class DropToKeyframe:
         self._lost_configs: dict[StreamKey, bytes] = {}
 
     def offer(self, packet: EncodedPacket, now: float) -> Verdict:
+        """Queue ``packet`` if it may go, else drop it, cutting its layer if it is video (module docstring)."""
         stream, size = stream_of(packet), size_of(packet)
         fits = self.queue.fits(size, now)
         dropped, request = 0, False
