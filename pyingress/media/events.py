@@ -57,7 +57,9 @@ class StatsUpdated:
 
 @dataclass(frozen=True)
 class UpstreamKeyframeNeeded:
-    """Pass-through only: a subscriber lost the picture and only the publisher can send an IDR (forward a PLI)."""
+    """Pass-through only: a layer needs an IDR and only the publisher can make one (the session asks the source)."""
+
+    quality: int | None  # the publisher's layer (VideoQuality, as StreamDescription.layer); None: its only layer
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def event_from_json(data: bytes) -> PipelineEvent:
     if kind == "StatsUpdated":
         return StatsUpdated(PipelineStats(raw["stats"]["counters"]), _video(raw["video"]), _audio(raw["audio"]))
     if kind == "UpstreamKeyframeNeeded":
-        return UpstreamKeyframeNeeded()
+        return UpstreamKeyframeNeeded(raw["quality"])
     if kind == "PipelineFailed":
         return PipelineFailed(raw["message"])
     if kind == "PipelineEnded":

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyingress.media.config import PipelineConfig
-from pyingress.media.events import PipelineEvent, PipelineFailed, PipelineStats, StatsUpdated, VideoLayersReady
+from pyingress.media.events import (
+    PipelineEvent,
+    PipelineFailed,
+    PipelineStats,
+    StatsUpdated,
+    UpstreamKeyframeNeeded,
+    VideoLayersReady,
+)
 from pyingress.media.input_state import InputVideo
 from pyingress.media.layer_plan import LayerFit, PlannedLayer
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
@@ -45,6 +52,8 @@ EVENTS: list[PipelineEvent] = [
     ),
     StatsUpdated(PipelineStats({"frames_out.HIGH": 3}), InputVideo("video/H264", 1920, 1080, 30.0, 5_000_000)),
     PipelineFailed("video decoder (h264) failed"),
+    UpstreamKeyframeNeeded(1),
+    UpstreamKeyframeNeeded(None),
 ]
 
 
