@@ -259,3 +259,27 @@ def shift(packets: Iterable[EncodedPacket], ticks_by_kind: dict[str, int]) -> li
 
 def in_time_base(value: float, time_base: Fraction) -> int:
     return round(value / time_base)
+
+
+def simulcast(layers: dict[int, Source]) -> Source:
+    """Video sources of one picture as a simulcast publisher sends them: every stream and packet tagged with its layer
+    (VideoQuality), packets interleaved by time, at one instant the better layer first (rid order)."""
+    streams = [replace(desc, layer=quality) for quality, source in layers.items() for desc in source.streams]
+    tagged = [(quality, replace(p, layer=quality)) for quality, source in layers.items() for p in source.packets]
+    tagged.sort(key=lambda item: (item[1].dts * item[1].time_base, -item[0]))
+    return Source(streams, [packet for _, packet in tagged])
+
+
+class MediaClock:
+    """An injected pipeline clock set to the media time of the packet being pushed: a publisher in real time."""
+
+    def __init__(self) -> None:
+        self.now_ns = 0
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+    def push(self, pipeline: MediaPipeline, packets: Iterable[EncodedPacket]) -> None:
+        for packet in packets:
+            self.now_ns = int(packet.dts * packet.time_base * 1_000_000_000)
+            pipeline.push(packet)
