@@ -44,7 +44,7 @@ from pyingress.media.latency import LatencyRecorder
 from pyingress.media.layer_plan import PlannedLayer
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
 from pyingress.media.passthrough_layer import LayerForwarder, announced_sizes, output_quality
-from pyingress.media.pipeline import PipelineSink, track_name
+from pyingress.media.sinks import PipelineSink, track_name
 from pyingress.media.timeline import SessionTimeline
 
 PASSABLE = {"video": ("h264", "vp8"), "audio": ("opus",)}

@@ -47,6 +47,8 @@ from pyingress.media.flow import PacketQueue
 from pyingress.media.latency import LatencyRecorder
 from pyingress.media.launcher import WorkerLauncher, WorkerProcess, default_launcher
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
+from pyingress.media.passthrough import PassthroughPipeline
+from pyingress.media.sinks import PipelineSink, track_name
 from pyingress.media.transcoder import Transcoder
 from pyingress.media.wire import (
     EventMessage,
@@ -65,12 +67,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 _END = "end"
-
-
-class PipelineSink(Protocol):
-    def on_frame(self, frame: OutputFrame) -> None: ...
-
-    def on_event(self, event: PipelineEvent) -> None: ...
 
 
 class MediaPipeline(Protocol):
@@ -92,12 +88,6 @@ class MediaPipeline(Protocol):
 
     @property
     def stats(self) -> PipelineStats: ...
-
-
-def track_name(frame: OutputFrame) -> str:
-    if frame.quality is None:
-        return frame.kind
-    return ("LOW", "MEDIUM", "HIGH")[frame.quality] if frame.quality < 3 else str(frame.quality)
 
 
 class _QueuedPipeline:
@@ -427,8 +417,6 @@ def open_pipeline(
 ) -> MediaPipeline:
     """The pipeline for one session: pass-through when transcoding is off, else a worker process (or thread)."""
     if not config.transcode:
-        from pyingress.media.passthrough import PassthroughPipeline
-
         return PassthroughPipeline(config, sink, clock)
     if isolation == "thread":
         return ThreadPipeline(config, sink, clock)

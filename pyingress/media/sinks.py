@@ -9,11 +9,27 @@ pipeline's threads wait.
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pyingress.media.events import PipelineEvent
-from pyingress.media.packets import OutputFrame
+from pyingress.media.packets import LAYER_NAMES, OutputFrame
 
 TrackKey = str | int  # "audio" or a VideoQuality
+
+
+class PipelineSink(Protocol):
+    """Where a pipeline delivers, from its own threads: every sink here is one."""
+
+    def on_frame(self, frame: OutputFrame) -> None: ...
+
+    def on_event(self, event: PipelineEvent) -> None: ...
+
+
+def track_name(frame: OutputFrame) -> str:
+    """ "audio", "video" or the layer's name (LOW, MEDIUM, HIGH): how counters and latencies name a track."""
+    if frame.quality is None:
+        return frame.kind
+    return LAYER_NAMES[frame.quality] if frame.quality < len(LAYER_NAMES) else str(frame.quality)
 
 
 def track_key(frame: OutputFrame) -> TrackKey:
