@@ -8,32 +8,16 @@ from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState
 
 from pyingress.control.admission import admit_session
 from pyingress.control.errors import SERVER_CAPACITY_EXCEEDED, IngressError
-from pyingress.control.ids import new_ingress_id, new_resource_id, new_stream_key
+from pyingress.control.ids import new_resource_id
 from pyingress.control.state import SessionRegistry, StandaloneControl
 from pyingress.control.store import IngressStore
 from pyingress.control.webhooks import DeliveryPolicy, WebhookNotifier
 from pyingress.session.state import SessionState
+from tests.control.records import stored_ingress
 from tests.control.webhook_receiver import WebhookSink
 from tests.harness.ports import free_port
 
 S = IngressState.Status
-
-
-def _stored(store: IngressStore, input_type: int = IngressInput.RTMP_INPUT, **fields: object) -> IngressInfo:
-    values: dict[str, object] = {
-        "ingress_id": new_ingress_id(),
-        "stream_key": new_stream_key(),
-        "url": "rtmp://127.0.0.1:1935/live",
-        "input_type": input_type,
-        "room_name": "room",
-        "participant_identity": "p",
-        "reusable": True,
-        "enable_transcoding": True,
-        "state": IngressState(),
-    }
-    info = IngressInfo(**{**values, **fields})  # type: ignore[arg-type]
-    store.create(info)
-    return info
 
 
 @pytest.fixture
@@ -53,7 +37,7 @@ async def _admit(control: StandaloneControl, info: IngressInfo, input_type: int 
 
 async def test_admission_by_stream_key(store: IngressStore) -> None:
     control = StandaloneControl(store)
-    ok = _stored(store)
+    ok = stored_ingress(store)
     assert await _admit(control, ok) == "ENDPOINT_BUFFERING"
     state = store.load(ok.ingress_id).state
     assert state.status == S.ENDPOINT_BUFFERING and state.resource_id.startswith("RT_") and state.started_at > 0
@@ -61,18 +45,18 @@ async def test_admission_by_stream_key(store: IngressStore) -> None:
     unknown = IngressInfo(stream_key="nosuchkey123")
     assert await _admit(control, unknown) == "ingress does not exist"
 
-    disabled = _stored(store, enabled=False)
+    disabled = stored_ingress(store, enabled=False)
     assert await _admit(control, disabled) == "session is disabled"
     assert store.load(disabled.ingress_id).state.status == S.ENDPOINT_ERROR  # refusals after the lookup are stored
 
-    whip = _stored(store, input_type=IngressInput.WHIP_INPUT)
+    whip = stored_ingress(store, input_type=IngressInput.WHIP_INPUT)
     assert await _admit(control, whip, IngressInput.RTMP_INPUT) == "invalid ingress type"
     assert store.load(whip.ingress_id).state.error == "invalid ingress type"
 
-    no_room = _stored(store, room_name="")
+    no_room = stored_ingress(store, room_name="")
     assert await _admit(control, no_room) == "invalid ingress: no room name"
 
-    full = _stored(store)
+    full = stored_ingress(store)
 
     def refuse(info: IngressInfo) -> None:
         raise SERVER_CAPACITY_EXCEEDED
@@ -85,7 +69,7 @@ async def test_admission_by_stream_key(store: IngressStore) -> None:
 async def test_admission_shares_the_sessions_started_at(store: IngressStore) -> None:
     """A session that made its state first (SessionState) passes it in: its later reports are not 'older'."""
     control = StandaloneControl(store)
-    info = _stored(store)
+    info = stored_ingress(store)
     session = SessionState(info, "RT_shared000001", control)
     admitted = await admit_session(
         control, stream_key=info.stream_key, input_type=IngressInput.RTMP_INPUT, state=session.snapshot()
@@ -100,7 +84,7 @@ async def test_state_reports_send_webhooks_on_status_changes(store: IngressStore
     sink = await WebhookSink(free_port()).start()
     notifier = WebhookNotifier([sink.url], "devkey", "secret", DeliveryPolicy(retry_wait_min_s=0.1))
     control = StandaloneControl(store, notifier)
-    info = _stored(store)
+    info = stored_ingress(store)
     try:
         started = 1_000
         for status, updated in ((S.ENDPOINT_BUFFERING, 1), (S.ENDPOINT_PUBLISHING, 2), (S.ENDPOINT_PUBLISHING, 3)):

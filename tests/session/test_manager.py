@@ -14,12 +14,12 @@ from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState
 from pyingress.config import CpuCostConfig, parse_config
 from pyingress.control.admission import Admission, CpuAdmission
 from pyingress.control.errors import IngressError
-from pyingress.control.ids import new_ingress_id, new_stream_key
 from pyingress.control.state import SessionRegistry, StandaloneControl
 from pyingress.control.store import IngressStore
 from pyingress.ingest.source import MediaSource
 from pyingress.media.pipeline import open_pipeline
 from pyingress.session.manager import SessionManager
+from tests.control.records import stored_ingress
 
 S = IngressState.Status
 
@@ -37,23 +37,6 @@ class _TestPullDoor:
     def open(self, info: IngressInfo, resource_id: str) -> MediaSource:
         self.opened.append((info.url, resource_id))
         return MediaSource(protocol="url", stream_key="", resource_id=resource_id)
-
-
-def _stored(store: IngressStore, input_type: int = IngressInput.RTMP_INPUT, **fields: object) -> IngressInfo:
-    values: dict[str, object] = {
-        "ingress_id": new_ingress_id(),
-        "stream_key": "" if input_type == IngressInput.URL_INPUT else new_stream_key(),
-        "url": "http://media.example/a.mp4" if input_type == IngressInput.URL_INPUT else "rtmp://127.0.0.1/live",
-        "input_type": input_type,
-        "room_name": "room",
-        "participant_identity": "p",
-        "reusable": input_type != IngressInput.URL_INPUT,
-        "enable_transcoding": True,
-        "state": IngressState(),
-    }
-    info = IngressInfo(**{**values, **fields})  # type: ignore[arg-type]
-    store.create(info)
-    return info
 
 
 @pytest.fixture
@@ -89,7 +72,7 @@ async def _outcome(manager: SessionManager, info: IngressInfo) -> str:
 async def test_two_publishers_at_capacity_start_exactly_one_session(store: IngressStore) -> None:
     manager = _manager(store, cpus=1.0)
     await manager.start()
-    a, b = _stored(store), _stored(store)
+    a, b = stored_ingress(store), stored_ingress(store)
     outcomes = await asyncio.gather(_outcome(manager, a), _outcome(manager, b))
     try:
         admitted = [o for o in outcomes if o.startswith("RT_")]
@@ -114,7 +97,7 @@ async def test_two_publishers_at_capacity_start_exactly_one_session(store: Ingre
 async def test_two_publishers_on_one_key_at_once_share_one_session(store: IngressStore) -> None:
     manager = _manager(store, cpus=4.0)
     await manager.start()
-    info = _stored(store)
+    info = stored_ingress(store)
     try:
         first, second = await asyncio.gather(_outcome(manager, info), _outcome(manager, info))
         assert first == second and first.startswith("RT_")
@@ -129,7 +112,7 @@ async def test_two_publishers_on_one_key_at_once_share_one_session(store: Ingres
 async def test_capacity_freed_by_an_ended_session_admits_the_next(store: IngressStore) -> None:
     manager = _manager(store, cpus=1.0)
     await manager.start()
-    a, b = _stored(store), _stored(store)
+    a, b = stored_ingress(store), stored_ingress(store)
     try:
         assert (await _outcome(manager, a)).startswith("RT_")
         assert await _outcome(manager, b) == "server capacity exceeded"
@@ -145,7 +128,7 @@ async def test_capacity_freed_by_an_ended_session_admits_the_next(store: Ingress
 async def test_a_refused_rejoin_leaves_the_running_session_alone(store: IngressStore) -> None:
     manager = _manager(store, cpus=4.0)
     await manager.start()
-    info = _stored(store)
+    info = stored_ingress(store)
     try:
         resource_id = await _outcome(manager, info)
         with pytest.raises(IngressError, match="invalid ingress type"):
@@ -160,7 +143,7 @@ async def test_a_pull_starts_buffering_with_its_source_attached(store: IngressSt
     door = _TestPullDoor()
     manager = _manager(store, cpus=1.0, pull=door)
     await manager.start()
-    info = _stored(store, IngressInput.URL_INPUT)
+    info = stored_ingress(store, IngressInput.URL_INPUT)
     try:
         await manager.start_pull(info)
         state = store.load(info.ingress_id).state
@@ -169,7 +152,7 @@ async def test_a_pull_starts_buffering_with_its_source_attached(store: IngressSt
         session = manager.session_of(info.ingress_id)
         assert session is not None and session.sources_attached == 1
         # The one slot is taken: another URL ingress is refused with LiveKit's words and reserves nothing.
-        other = _stored(store, IngressInput.URL_INPUT)
+        other = stored_ingress(store, IngressInput.URL_INPUT)
         with pytest.raises(IngressError, match="server capacity exceeded"):
             await manager.start_pull(other)
         assert list(manager.admission.capacity.reserved) == [state.resource_id]
@@ -182,18 +165,18 @@ async def test_a_pull_starts_buffering_with_its_source_attached(store: IngressSt
 async def test_a_pull_without_a_door_for_its_scheme_is_refused(store: IngressStore) -> None:
     manager = _manager(store, cpus=4.0, pull=_TestPullDoor())
     await manager.start()
-    info = _stored(store, IngressInput.URL_INPUT, url="srt://127.0.0.1:9000")
+    info = stored_ingress(store, IngressInput.URL_INPUT, url="srt://127.0.0.1:9000")
     with pytest.raises(IngressError, match="no pull door for srt URLs"):
         await manager.start_pull(info)
     assert manager.admission.capacity.reserved == {} and manager.session_of(info.ingress_id) is None
     with pytest.raises(IngressError, match="invalid ingress type"):
-        await manager.start_pull(_stored(store))  # an RTMP ingress is not pulled
+        await manager.start_pull(stored_ingress(store))  # an RTMP ingress is not pulled
 
 
 async def test_nothing_is_admitted_while_closing(store: IngressStore) -> None:
     manager = _manager(store, cpus=4.0)
     await manager.start()
     await manager.close()
-    info = _stored(store)
+    info = stored_ingress(store)
     assert await _outcome(manager, info) == "server shutting down"
     assert store.load(info.ingress_id).state.status == S.ENDPOINT_INACTIVE
