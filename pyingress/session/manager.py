@@ -13,6 +13,7 @@ psrpc ``StartIngress`` in livekit mode.  The pull door registered for the URL's 
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -46,6 +47,12 @@ class PullDoor(Protocol):
         ...
 
 
+@dataclass
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class SessionManager:
     def __init__(
         self,
@@ -67,7 +74,7 @@ class SessionManager:
         self._settings: SessionSettings | None = None
         self._by_ingress: dict[str, IngressSession] = {}
         self._awaiting_source: dict[str, IngressSession] = {}  # resource id → session
-        self._admitting: dict[str, asyncio.Lock] = {}  # stream key → its admissions take turns
+        self._admitting: dict[str, _Turn] = {}  # stream key → its admissions take turns
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
 
@@ -98,12 +105,16 @@ class SessionManager:
         """Admit a publisher; returns the resource id of the session its source must be attached to."""
         if self.closing:
             raise SERVER_SHUTTING_DOWN
-        lock = self._admitting.setdefault(stream_key, asyncio.Lock())
+        # One lock per key while anyone holds or waits for it (a released lock looks free before its next waiter
+        # has woken, so "locked()" cannot tell when to forget it; the count can).
+        turn = self._admitting.setdefault(stream_key, _Turn())
+        turn.users += 1
         try:
-            async with lock:
+            async with turn.lock:
                 return await self._admit_push(stream_key, input_type)
         finally:
-            if not lock.locked() and self._admitting.get(stream_key) is lock:
+            turn.users -= 1
+            if turn.users == 0:
                 del self._admitting[stream_key]
 
     async def _admit_push(self, stream_key: str, input_type: int) -> str:

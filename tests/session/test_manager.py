@@ -180,3 +180,58 @@ async def test_nothing_is_admitted_while_closing(store: IngressStore) -> None:
     info = stored_ingress(store)
     assert await _outcome(manager, info) == "server shutting down"
     assert store.load(info.ingress_id).state.status == S.ENDPOINT_INACTIVE
+
+
+class _GatedControl:
+    """The real control, with every ingress lookup waiting for a permit: lets a test order the admissions."""
+
+    def __init__(self, inner: StandaloneControl) -> None:
+        self.inner = inner
+        self.gate = asyncio.Semaphore(0)
+        self.fail_next = False  # the next lookup fails as a store or bus outage would
+
+    async def get_ingress_info(self, *, stream_key: str = "", ingress_id: str = "") -> IngressInfo:
+        await self.gate.acquire()
+        if self.fail_next:
+            self.fail_next = False
+            raise IngressError("unavailable", "store unavailable")
+        return await self.inner.get_ingress_info(stream_key=stream_key, ingress_id=ingress_id)
+
+    async def update_state(self, ingress_id: str, state: IngressState) -> None:
+        await self.inner.update_state(ingress_id, state)
+
+    async def create_ingress(self, info: IngressInfo) -> None:
+        await self.inner.create_ingress(info)
+
+
+async def test_a_publisher_arriving_as_a_failed_admission_ends_waits_for_the_next_ones_turn(
+    store: IngressStore,
+) -> None:
+    """A fails while B waits for its turn; C arrives before B has woken.  B and C must not both start a session."""
+    manager = _manager(store, cpus=4.0)
+    control = _GatedControl(StandaloneControl(store))
+    manager.control = manager.admission.control = control
+    await manager.start()
+    info = stored_ingress(store)
+    settle = 5  # loop turns for a task to reach its next wait
+    try:
+        a = asyncio.create_task(_outcome(manager, info))
+        for _ in range(settle):
+            await asyncio.sleep(0)
+        b = asyncio.create_task(_outcome(manager, info))  # waits for a's turn
+        for _ in range(settle):
+            await asyncio.sleep(0)
+        control.fail_next = True
+        control.gate.release()
+        assert await a == "store unavailable"
+        c = asyncio.create_task(_outcome(manager, info))
+        for _ in range(settle):
+            await asyncio.sleep(0)
+        for _ in range(10):
+            control.gate.release()
+        outcomes = await asyncio.gather(b, c)
+        assert outcomes[0] == outcomes[1] and outcomes[0].startswith("RT_"), outcomes
+        assert list(manager.admission.capacity.reserved) == [outcomes[0]]
+        assert manager._admitting == {}  # nothing kept for a key nobody is admitting
+    finally:
+        await manager.close()
