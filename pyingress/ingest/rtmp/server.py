@@ -29,7 +29,7 @@ from pyingress.ingest.rtmp.events import (
     PublishRequested,
     StreamMetadata,
 )
-from pyingress.ingest.source import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, EndReason, MediaSource
+from pyingress.ingest.source import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, EndReason, FlowPolicy, MediaSource
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,8 @@ class _ServedConnection:
             app=request.app,
             resource_id=resource_id or new_resource_id(IngressInput.RTMP_INPUT),
             remote_address=self.remote,
+            # TCP: a full source stops our reads, and the encoder feels it (nothing is dropped here).
+            flow=FlowPolicy.BLOCK,
             max_items=self.limits.source_max_items,
             max_bytes=self.limits.source_max_bytes,
         )
