@@ -60,6 +60,8 @@ class IngressService:
         self.http_app.router.add_get("/health", self._health)
         self.http_app.router.add_get("/availability", self._availability)
         control_plane.add_routes(self.http_app)
+        for door in self.front_doors:
+            door.add_routes(self.http_app)
         self.shutting_down = False
         self._runners: list[web.AppRunner] = []
         self._stopped = asyncio.Event()

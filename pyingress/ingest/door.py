@@ -6,6 +6,8 @@ the service in order, and tell the banner (and the dashboard, the CLI) where enc
 
 from typing import Protocol
 
+from aiohttp import web
+
 from pyingress.ingest.source import MediaSource
 
 
@@ -25,6 +27,10 @@ class FrontDoor(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def add_routes(self, app: web.Application) -> None:
+        """Routes on the shared HTTP listener (``whip_port``), for doors that speak HTTP (WHIP); others add none."""
+        ...
 
     def addresses(self) -> list[tuple[str, str]]:
         """(label, where to push) per listener, e.g. ("RTMP", "rtmp://host:1935/live/<stream key>")."""

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import ssl
 
+from aiohttp import web
 from livekit.protocol.ingress import IngressInput
 
 from pyingress.config import Config, ConfigError
@@ -76,6 +77,9 @@ class RtmpFrontDoor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._accepting
         await self.server.close()
+
+    def add_routes(self, app: web.Application) -> None:
+        """RTMP has its own listener."""
 
     def addresses(self) -> list[tuple[str, str]]:
         found = []
