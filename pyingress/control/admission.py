@@ -4,11 +4,13 @@ livekit/ingress measures idle CPU and keeps ``min_idle_ratio`` of the machine fr
 sessions, which have already arrived).  We reserve measured per-session costs instead of sampling load, so a
 burst of publishers cannot all slip in before the load of the first shows up.
 
-Check and reservation are one synchronous step (``CpuCapacity.reserve``), taken after the last ``await`` of the
+Check and reservation are one synchronous step (``CpuAdmission.reserve``), taken after the last ``await`` of the
 lookup: two publishers arriving together at capacity cannot both pass a check and then both reserve, so the one
 refused is refused before anything says BUFFERING for it (ERROR with LiveKit's message is stored instead).
 """
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -109,13 +111,44 @@ async def admit_session(
         info.state.error = exc.message
         info.state.ended_at = now_ns()
     info.state.updated_at = max(now_ns(), info.state.updated_at + 1)
+    # Shielded: a store write in a thread (or a psrpc request on the bus) lands even if our caller is cancelled
+    # (the door's admission timeout, shutdown); then BUFFERING must not stay behind with no session.
+    stored = asyncio.ensure_future(control.update_state(info.ingress_id, info.state))
     try:
-        await control.update_state(info.ingress_id, info.state)
+        await asyncio.shield(stored)
     except IngressError as exc:
         log.warning("could not store the admission state of %s: %s", info.ingress_id, exc)
+    except asyncio.CancelledError:
+        if error is None:
+            _end_when_stored(control, info, stored)
+        raise
     if error is not None:
         raise error
     return info
+
+
+_UNDOING: set[asyncio.Task[None]] = set()  # strong references until they are done
+
+
+def _end_when_stored(control: IngressControl, info: IngressInfo, stored: "asyncio.Future[None]") -> None:
+    """The publisher went away while its BUFFERING was being stored: once that lands, store INACTIVE after it."""
+    ended = IngressState()
+    ended.CopyFrom(info.state)
+    ended.status = IngressState.Status.ENDPOINT_INACTIVE
+    ended.ended_at = now_ns()
+    ended.updated_at = max(ended.ended_at, info.state.updated_at + 1)
+
+    async def undo() -> None:
+        with contextlib.suppress(Exception):
+            await stored
+        try:
+            await control.update_state(info.ingress_id, ended)
+        except IngressError as exc:  # a newer session owns the record: nothing of ours to end
+            log.info("abandoned admission of %s not ended: %s", info.ingress_id, exc.message)
+
+    task = asyncio.get_running_loop().create_task(undo(), name=f"abandoned-admission-{info.ingress_id}")
+    _UNDOING.add(task)
+    task.add_done_callback(_UNDOING.discard)
 
 
 class Admission:
