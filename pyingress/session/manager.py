@@ -73,7 +73,7 @@ class SessionManager:
         self._pipeline_factory = pipeline_factory
         self._settings: SessionSettings | None = None
         self._by_ingress: dict[str, IngressSession] = {}
-        self._awaiting_source: dict[str, IngressSession] = {}  # resource id → session
+        self._by_resource: dict[str, IngressSession] = {}  # resource id → running session
         self._admitting: dict[str, _Turn] = {}  # stream key → its admissions take turns
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
@@ -99,7 +99,7 @@ class SessionManager:
 
     def session_of(self, ingress_id: str) -> IngressSession | None:
         session = self._by_ingress.get(ingress_id)
-        return session if session is not None and not session.done else None
+        return session if session is not None and session.running else None
 
     async def admit_push(self, stream_key: str, input_type: int) -> str:
         """Admit a publisher; returns the resource id of the session its source must be attached to."""
@@ -122,12 +122,16 @@ class SessionManager:
         running = self.session_of(info.ingress_id)
         if running is not None:
             self._check_rejoin(info, input_type)
-            self._awaiting_source[running.resource_id] = running
             log.info("ingress %s: publisher joins running session %s", info.ingress_id, running.resource_id)
             return running.resource_id
         resource_id = new_resource_id(input_type)
         admitted = await self.admission.admit_push(stream_key, input_type, resource_id)
-        self._start(admitted, SessionState(admitted, resource_id, self.control, initial=admitted.state))
+        state = SessionState(admitted, resource_id, self.control, initial=admitted.state)
+        if self.closing:  # began while we waited: admitted into a service that is stopping
+            self.admission.release(resource_id)
+            await state.end()
+            raise SERVER_SHUTTING_DOWN
+        self._start(admitted, state)
         return resource_id
 
     async def start_pull(self, info: IngressInfo) -> None:
@@ -143,6 +147,8 @@ class SessionManager:
         self.admission.admit_pull(info, resource_id)
         try:
             await self.control.create_ingress(info)
+            if self.closing:
+                raise SERVER_SHUTTING_DOWN
             source = door.open(info, resource_id)
         except BaseException:
             self.admission.release(resource_id)
@@ -166,7 +172,7 @@ class SessionManager:
         session = IngressSession(info, state, self.settings, self._pipeline_factory)
         unregister = self.registry.register(info.ingress_id, session.stop)
         self._by_ingress[info.ingress_id] = session
-        self._awaiting_source[session.resource_id] = session
+        self._by_resource[session.resource_id] = session
         task = asyncio.create_task(session.run(), name=f"session-{session.resource_id}")
         self._tasks.add(task)
 
@@ -174,7 +180,7 @@ class SessionManager:
             self._tasks.discard(done)
             unregister()
             self.admission.release(session.resource_id)
-            self._awaiting_source.pop(session.resource_id, None)
+            del self._by_resource[session.resource_id]
             if self._by_ingress.get(info.ingress_id) is session:
                 del self._by_ingress[info.ingress_id]
 
@@ -182,8 +188,10 @@ class SessionManager:
         return session
 
     def attach(self, source: MediaSource) -> None:
-        session = self._awaiting_source.pop(source.resource_id, None)
-        if session is None or session.done:
+        # Looked up, not taken: two publishers admitted to one session before either attached both get there,
+        # and the slot lets the newer win.
+        session = self._by_resource.get(source.resource_id)
+        if session is None:
             source.close("ingress session ended")
             return
         session.attach(source)

@@ -107,6 +107,7 @@ class IngressSession:
         self._all_ready = asyncio.Event()  # every announced kind has its track plan
         self._pipeline_ended = asyncio.Event()
         self._publisher_error: str | None = None
+        self.ending = False  # teardown has begun: nothing joins any more
 
     # -- called by the front door / service --
 
@@ -121,6 +122,11 @@ class IngressSession:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def running(self) -> bool:
+        """Neither ended nor ending: a publisher for this ingress may still join it."""
+        return not self.ending and not self.done
 
     async def stop(self, reason: str = "ingress stopped") -> None:
         """End the session now, cleanly (INACTIVE): used by Update/Delete and shutdown."""
@@ -346,7 +352,8 @@ class IngressSession:
         return events.result() if events in done else None
 
     async def _teardown(self, error: str | None) -> None:
-        self.slot.close(error or self._stopping or "ingress session ended")
+        self.ending = True
+        self.slot.stop(error or self._stopping or "ingress session ended")
         if self._pipeline is not None:
             await asyncio.to_thread(self._pipeline.close)
             self._counters.update(self._pipeline.stats.counters)  # what happened since the last report

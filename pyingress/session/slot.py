@@ -55,15 +55,12 @@ class SourceSlot:
             self.current.close(REPLACED)
 
     def stop(self, reason: str) -> None:
-        """End the slot now: the playing source and any waiting one are closed with ``reason``."""
+        """End the slot now: the playing source, any waiting one and any attached later are closed with
+        ``reason`` (a publisher that arrives while its session tears down must not wait on a source nobody reads)."""
         if self._stopped is None:
             self._stopped = reason
         self._close_all(reason)
         self._changed.set()
-
-    def close(self, reason: str) -> None:
-        """The session is over: close whatever is still open (idempotent)."""
-        self._close_all(reason)
 
     def request_keyframe(self, layer: int | None) -> None:
         """Ask the playing publisher for a keyframe on ``layer`` (its front door decides how, or counts it)."""

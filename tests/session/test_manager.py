@@ -4,7 +4,7 @@ no publisher sends media, so none of them reaches a room — the room URL is nev
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -235,3 +235,62 @@ async def test_a_publisher_arriving_as_a_failed_admission_ends_waits_for_the_nex
         assert manager._admitting == {}  # nothing kept for a key nobody is admitting
     finally:
         await manager.close()
+
+
+async def test_two_publishers_admitted_to_one_session_before_either_attaches_the_newer_plays(
+    store: IngressStore,
+) -> None:
+    manager = _manager(store, cpus=4.0)
+    await manager.start()
+    info = stored_ingress(store)
+    try:
+        resource_id = await _outcome(manager, info)
+        assert await _outcome(manager, info) == resource_id  # a second encoder on the key, not yet attached
+        older = MediaSource(protocol="rtmp", stream_key=info.stream_key, resource_id=resource_id)
+        newer = MediaSource(protocol="rtmp", stream_key=info.stream_key, resource_id=resource_id)
+        manager.attach(older)
+        manager.attach(newer)
+        session = manager.session_of(info.ingress_id)
+        assert session is not None
+        await _until_true(lambda: session.slot.current is newer)
+        assert older.ended and not newer.ended  # newest wins, as for a reconnect
+    finally:
+        await manager.close()
+
+
+async def test_a_session_ending_takes_no_new_publisher(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0)
+    await manager.start()
+    info = stored_ingress(store)
+    try:
+        first = await _outcome(manager, info)
+        session = manager.session_of(info.ingress_id)
+        assert session is not None
+        session.ending = True  # what its teardown sets first
+        second = await _outcome(manager, info)
+        assert second.startswith("RT_") and second != first  # a session of its own, not the dying one
+    finally:
+        await manager.close()
+
+
+async def _until_true(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_an_admission_in_flight_when_the_service_stops_starts_nothing(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0)
+    control = _GatedControl(StandaloneControl(store))
+    manager.control = manager.admission.control = control
+    await manager.start()
+    info = stored_ingress(store)
+    admitting = asyncio.create_task(_outcome(manager, info))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    await manager.close()  # the service stops while the publisher's lookup is under way
+    for _ in range(2):
+        control.gate.release()
+    assert await admitting == "server shutting down"
+    assert manager.session_of(info.ingress_id) is None and manager.admission.capacity.reserved == {}
+    assert store.load(info.ingress_id).state.status == S.ENDPOINT_INACTIVE  # not left BUFFERING
