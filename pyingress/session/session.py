@@ -29,7 +29,7 @@ from livekit.protocol.models import TrackSource
 
 from pyingress.control.errors import SOURCE_NOT_READY, IngressError
 from pyingress.control.transcoding import is_transcoded
-from pyingress.ingest.source import MediaSource
+from pyingress.ingest.source import MediaSource, SourceItem
 from pyingress.media.config import PipelineConfig
 from pyingress.media.events import (
     AudioTrackReady,
@@ -41,7 +41,7 @@ from pyingress.media.events import (
     UpstreamKeyframeNeeded,
     VideoLayersReady,
 )
-from pyingress.media.packets import EncodedPacket, OutputFrame
+from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
 from pyingress.media.pipeline import MediaPipeline, open_pipeline
 from pyingress.media.presets import resolve_audio, resolve_video
 from pyingress.media.sinks import CallbackSink
@@ -94,6 +94,10 @@ class IngressSession:
         self._pipeline_factory = pipeline_factory
         self.slot = SourceSlot(settings.grace_seconds, name=self.resource_id)
         self._transcode = is_transcoded(info)
+        # The one layer of a simulcast source a transcoder is fed, chosen per source (see _transcoded_layer).
+        self._layers_of: MediaSource | None = None
+        self._held: dict[int | None, StreamDescription] = {}
+        self._chosen: int | None = None
         self._events: asyncio.Queue[PipelineEvent] = asyncio.Queue()
         self._publisher: RoomPublisher | None = None
         self._published = False
@@ -201,20 +205,39 @@ class IngressSession:
         assert self._pipeline is not None
         while (source := await self.slot.next_source()) is not None:
             async for item in source:
-                if isinstance(item, EncodedPacket):
-                    if item.layer is None or self._feeds_layer(source, item.layer):
-                        self._pipeline.push(item)
-                elif item.layer is None or self._feeds_layer(source, item.layer):
-                    self._kinds.add(item.kind)
-                    self._pipeline.add_stream(item)
+                if item.layer is not None and self._transcode:
+                    for chosen in self._transcoded_layer(source, item):
+                        self._feed_item(chosen)
+                else:
+                    self._feed_item(item)
         return self.slot.error
 
-    def _feeds_layer(self, source: MediaSource, layer: int) -> bool:
-        """Pass-through forwards every layer; a transcoder takes the best one described (it makes its own)."""
-        if not self._transcode:
-            return True
-        described = [other for other in source.video_layers() if other is not None]
-        return layer == max(described, default=layer)
+    def _feed_item(self, item: SourceItem) -> None:
+        assert self._pipeline is not None
+        if isinstance(item, EncodedPacket):
+            self._pipeline.push(item)
+        else:
+            self._kinds.add(item.kind)
+            self._pipeline.add_stream(item)
+
+    def _transcoded_layer(self, source: MediaSource, item: SourceItem) -> list[SourceItem]:
+        """A transcoder takes one layer of a simulcast publisher (it makes its own ladder): the best described
+        before the first layered packet, fixed for that source — switching input mid-stream would leave the
+        decoder without a keyframe.  Layer descriptions wait for that choice; pass-through forwards every layer."""
+        if self._layers_of is not source:
+            self._layers_of, self._held, self._chosen = source, {}, None
+        if isinstance(item, StreamDescription):
+            if self._chosen is None:
+                self._held[item.layer] = item
+            return []
+        chosen: list[SourceItem] = []
+        if self._chosen is None:
+            self._chosen = max((layer for layer in self._held if layer is not None), default=item.layer)
+            if self._chosen in self._held:
+                chosen.append(self._held[self._chosen])
+        if item.layer == self._chosen:
+            chosen.append(item)
+        return chosen
 
     async def _start_watchdog(self) -> str | None:
         await asyncio.sleep(self.settings.start_timeout_seconds)

@@ -147,3 +147,32 @@ async def test_a_transcoder_gets_the_best_layer_and_pass_through_gets_them_all(
     finally:
         await session.stop("test over")
         await running
+
+
+async def test_a_better_layer_described_late_does_not_switch_the_transcoders_input(
+    control: StandaloneControl, three_layers: Source
+) -> None:
+    info = stored_ingress(control.store, IngressInput.WHIP_INPUT, enable_transcoding=True)
+    fed: list[_FeedLog] = []
+
+    def factory(config: PipelineConfig, sink: CallbackSink) -> MediaPipeline:
+        fed.append(_FeedLog(config, sink))
+        return fed[-1]
+
+    session = _session(control, info, factory)
+    running = asyncio.create_task(session.run())
+    source = MediaSource(protocol="whip", stream_key=info.stream_key, flow=FlowPolicy.DROP_TO_KEYFRAME)
+    session.attach(source)
+    early = [d for d in three_layers.streams if d.layer != VideoQuality.HIGH]
+    late = [d for d in three_layers.streams if d.layer == VideoQuality.HIGH]
+    before = [p for p in three_layers.packets[:30] if p.layer != VideoQuality.HIGH]
+    for item in [*early, *before, *late, *three_layers.packets[30:60]]:
+        source.put_nowait(item)
+    try:
+        await _until(lambda: bool(fed) and not source._queue)
+        log = fed[0]
+        assert _layers(iter(log.described)) == {VideoQuality.MEDIUM}
+        assert _layers(iter(log.pushed)) == {VideoQuality.MEDIUM}
+    finally:
+        await session.stop("test over")
+        await running
