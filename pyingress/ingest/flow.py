@@ -129,6 +129,9 @@ class DropToKeyframe:
                 self.cut.discard(stream)
         if not fits:
             self._remember_configs([packet])
+            # The keyframe a cut layer waits for was dropped too: ask again, or the layer stays cut for good
+            # (browsers send keyframes only when asked).  The door rate-limits repeats.
+            request = request or (packet.keyframe and stream in self.cut)
             return Verdict(None, dropped + 1, request)
         config = self._lost_configs.pop(stream, None)
         if config is not None and packet.codec_config is None:

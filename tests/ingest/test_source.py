@@ -265,6 +265,18 @@ def test_a_cut_asks_its_layer_for_a_keyframe_once() -> None:
     assert source.keyframe_requests == {MEDIUM: 2}
 
 
+def test_a_cut_layer_whose_keyframe_is_dropped_too_asks_again() -> None:
+    source = rtp_source(max_items=2)
+    asked: list[int | None] = []
+    source.on_keyframe_request(asked.append)
+    assert source.put_nowait(video(0, MEDIUM, keyframe=True))
+    assert source.put_nowait(video(0, LOW, keyframe=True))
+    assert not source.put_nowait(video(1, MEDIUM))  # cut: its stale keyframe goes, and a keyframe is asked for
+    assert source.put_nowait(video(1, LOW))  # the other layer fills the room again
+    assert not source.put_nowait(video(2, MEDIUM, keyframe=True))  # the awaited keyframe does not fit either
+    assert asked == [MEDIUM, MEDIUM]  # asked again: nothing else would ever end the cut
+
+
 async def test_a_dropped_packets_codec_config_rides_on_the_next_queued_packet_of_its_stream() -> None:
     source = rtp_source(max_items=2)
     assert source.put_nowait(video(0, LOW, keyframe=True, codec_config=b"vp8-a"))
