@@ -7,6 +7,7 @@ the service in order, and tell the banner (and the dashboard, the CLI) where enc
 from typing import Protocol
 
 from aiohttp import web
+from livekit.protocol.ingress import IngressInfo
 
 from pyingress.ingest.source import MediaSource
 
@@ -16,6 +17,10 @@ class PushSessions(Protocol):
 
     async def admit_push(self, stream_key: str, input_type: int) -> str:
         """Admit a publisher (IngressError with LiveKit's words refuses it); returns the session's resource id."""
+        ...
+
+    def admitted_info(self, resource_id: str) -> IngressInfo | None:
+        """The ingress of the running session ``resource_id`` (e.g. between ``admit_push`` and ``attach``), or None."""
         ...
 
     def attach(self, source: MediaSource) -> None:

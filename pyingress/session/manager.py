@@ -187,6 +187,14 @@ class SessionManager:
         task.add_done_callback(finished)
         return session
 
+    def admitted_info(self, resource_id: str) -> IngressInfo | None:
+        """The ingress of the running session ``resource_id`` (None when there is none).
+
+        A door that must shape its answer to the ingress (WHIP: pass-through or transcoded codecs) asks between
+        ``admit_push`` and ``attach``."""
+        session = self._by_resource.get(resource_id)
+        return session.info if session is not None and not session.done else None
+
     def attach(self, source: MediaSource) -> None:
         # Looked up, not taken: two publishers admitted to one session before either attached both get there,
         # and the slot lets the newer win.

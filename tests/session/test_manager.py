@@ -109,6 +109,20 @@ async def test_two_publishers_on_one_key_at_once_share_one_session(store: Ingres
     assert store.load(info.ingress_id).state.status == S.ENDPOINT_INACTIVE
 
 
+async def test_an_admitted_publishers_ingress_is_known_while_its_session_runs(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0)
+    await manager.start()
+    info = stored_ingress(store)
+    try:
+        resource_id = await manager.admit_push(info.stream_key, IngressInput.RTMP_INPUT)
+        admitted = manager.admitted_info(resource_id)
+        assert admitted is not None and admitted.ingress_id == info.ingress_id
+        assert manager.admitted_info("RT_unknown") is None
+    finally:
+        await manager.close()
+    assert manager.admitted_info(resource_id) is None
+
+
 async def test_capacity_freed_by_an_ended_session_admits_the_next(store: IngressStore) -> None:
     manager = _manager(store, cpus=1.0)
     await manager.start()
