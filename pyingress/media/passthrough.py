@@ -94,7 +94,9 @@ class PassthroughPipeline:
         quality = output_quality(desc.layer)
         layer = self._layers.get(quality)
         if layer is not None:
-            layer.describe(desc)
+            layer.restart(desc)  # described again: a new publisher's stream
+            if layer.active:
+                self._ask_keyframe(layer)
         elif self._video_announced:
             return  # the room track's layers were fixed when it was published: this one's packets are ignored
         else:

@@ -42,7 +42,7 @@ class LayerForwarder:
         self.describe(desc)
 
     def describe(self, desc: StreamDescription) -> None:
-        """The description (again): codec, size and H.264 parameter sets; the gate keeps its state."""
+        """The description: codec, size and H.264 parameter sets (see ``restart`` for a new publisher's)."""
         self.desc = desc
         self.size = (desc.width, desc.height)
         self._annexb = AnnexBWriter("h264", desc.codec_config) if desc.codec == "h264" else None
@@ -75,6 +75,12 @@ class LayerForwarder:
                 return "packets_before_keyframe"  # a subscriber can start nowhere else
             self._flowing = True
         return None
+
+    def restart(self, desc: StreamDescription) -> None:
+        """A new publisher took over the layer (reconnect, newest wins): its frames go from its first keyframe,
+        whatever the previous one's left the gate at."""
+        self.describe(desc)
+        self._flowing = False
 
     def set_active(self, active: bool) -> bool:
         """True when this resumes the layer: it then waits for a keyframe, which the caller must ask for."""

@@ -262,6 +262,24 @@ def test_a_paused_layer_stops_and_on_resume_asks_upstream_for_a_keyframe_and_wai
     assert stats.get("packets_before_keyframe.MEDIUM") == 9 + 5  # before the first keyframe, then 35…39
 
 
+@pytest.mark.parametrize("flavour", ["h264-annexb", "vp8"])
+def test_a_new_publisher_describing_its_layers_again_starts_each_at_its_keyframe_and_asks_for_one(
+    clips: Path, flavour: str
+) -> None:
+    source = _simulcast(clips, flavour)
+    clock = MediaClock()
+    pipeline, collector = _open(source, clock)
+    before = [packet for packet in source.packets if _packet_index(packet, source) < 15]
+    clock.push(pipeline, before)
+    for desc in source.streams:  # a reconnect (or a newer publisher) takes over: its layers are described again
+        pipeline.add_stream(desc)
+    assert collector.of(UpstreamKeyframeNeeded) == [UpstreamKeyframeNeeded(d.layer) for d in source.streams]
+    clock.push(pipeline, source.packets[len(before) :])  # its frames 15…19 come before its first keyframe
+    for quality in (HIGH, MEDIUM, LOW):
+        indices = [_index(frame) for frame in collector.frames[quality]]
+        assert not set(range(15, 20)) & set(indices) and indices[-1] == 59, quality
+
+
 def test_request_keyframe_asks_upstream_for_that_layer_or_the_nearest_the_source_has(clips: Path) -> None:
     three = _simulcast(clips, "vp8")
     pipeline, collector = _open(three, MediaClock())
