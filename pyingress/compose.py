@@ -72,23 +72,27 @@ def build_service(config: Config) -> IngressService:
         )
     room = room_connection(config)
     control = open_standalone_control(config)
-    registry = SessionRegistry()
-    sessions = SessionManager(
-        config,
-        control,
-        registry,
-        Admission(control, CpuAdmission(config.cpu_cost)),
-        room,
-        pull_doors=pull_doors(config),
-    )
-    plane = StandaloneControlPlane.around(
-        config, control, registry, start_pull=sessions.start_pull if sessions.pulls else None
-    )
-    return IngressService(
-        config,
-        room=room,
-        control_plane=plane,
-        workers=MediaWorkers(default_launcher()),
-        sessions=sessions,
-        front_doors=push_doors(config, sessions),
-    )
+    try:
+        registry = SessionRegistry()
+        sessions = SessionManager(
+            config,
+            control,
+            registry,
+            Admission(control, CpuAdmission(config.cpu_cost)),
+            room,
+            pull_doors=pull_doors(config),
+        )
+        plane = StandaloneControlPlane.around(
+            config, control, registry, start_pull=sessions.start_pull if sessions.pulls else None
+        )
+        return IngressService(
+            config,
+            room=room,
+            control_plane=plane,
+            workers=MediaWorkers(default_launcher()),
+            sessions=sessions,
+            front_doors=push_doors(config, sessions),
+        )
+    except BaseException:  # e.g. an RTMPS certificate that does not load: the store opened above is closed
+        control.store.close()
+        raise

@@ -103,3 +103,12 @@ def test_serve_in_livekit_mode_says_so_in_one_line_and_exits_2(tmp_path: Path) -
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "mode: 'livekit' is not available yet" in lines[0]
     assert result.stdout == ""
+
+
+def test_a_door_that_cannot_be_built_leaves_no_store_open(tmp_path: Path) -> None:
+    rtmp = {"rtmps_port": free_port(), "cert_file": str(tmp_path / "missing.pem"), "key_file": str(tmp_path / "k")}
+    config = _config(tmp_path, rtmp=rtmp)
+    with pytest.raises(ConfigError, match=r"rtmp\.cert_file: cannot load the RTMPS certificate"):
+        build_service(config)
+    # Closed: SQLite removes its write-ahead files when the last connection closes.
+    assert not (tmp_path / "ingress.sqlite3-wal").exists()
