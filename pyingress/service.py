@@ -2,7 +2,8 @@
 
 What runs is decided in one place, ``pyingress.compose.build_service``: the room connection, the control plane for
 the mode, the media worker launcher, the session manager and the front doors, each built with what it needs.  The
-service only starts them in that order and closes them in reverse; it knows no mode and no door by name.
+service only starts them in that order and closes them in reverse; it knows no mode, and of the doors only the
+addresses they report (the banner's ffmpeg example uses the RTMP one when there is one).
 """
 
 import asyncio
@@ -112,9 +113,9 @@ class IngressService:
         )
         if c.whip_port > 0:
             lines.append(f"  HTTP:         http://{c.public_host}:{c.whip_port}  (Ingress API /twirp, WHIP, /health)")
-        for door in self.front_doors:
-            for label, address in door.addresses():
-                lines.append(f"  {label + ':':<13} {address}")
+        addresses = [address for door in self.front_doors for address in door.addresses()]
+        for label, address in addresses:
+            lines.append(f"  {label + ':':<13} {address}")
         if c.health_port > 0:
             lines.append(f"  health:       http://{c.public_host}:{c.health_port}/")
         if c.prometheus_port > 0:
@@ -126,10 +127,12 @@ class IngressService:
             f"  ./run ingress create --url http://{c.public_host}:{c.whip_port} "
             f"--api-key {c.api_key or 'KEY'} --api-secret {c.api_secret or 'SECRET'} examples/rtmp-ingress.json"
         )
-        lines.append(
-            "  ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -c:a aac \\"
-        )
-        lines.append(f"         -f flv {c.default_rtmp_base_url}/<stream key>")
+        rtmp = [address for label, address in addresses if label == "RTMP"]
+        if rtmp:
+            lines.append(
+                "  ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -c:a aac \\"
+            )
+            lines.append(f"         -f flv {rtmp[0]}")
         return "\n".join(lines)
 
     def request_stop(self) -> None:

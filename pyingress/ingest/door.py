@@ -1,7 +1,7 @@
 """What every front door is to the service, and what a push door may ask of the sessions.
 
 Doors are built by the composition (``pyingress.compose``) with what they need passed in, started and closed by
-the service in order, and tell the banner (and the dashboard, the CLI) where encoders push to.
+the service in order, and tell the banner where encoders push to.
 """
 
 from typing import Protocol

@@ -17,11 +17,13 @@ because it depends on what its transport can do about it:
   counted: an audio frame alone, a video packet with the rest of its layer until that layer's next keyframe,
   which the sender is asked for (the rule and why: ingest/flow.py).
 
-The keyframe back-channel runs the other way: the consumer (the pipeline after a decode error, the room publisher
-when a subscriber needs one) calls ``request_keyframe(layer)``; a door that can ask its sender registers
-``on_keyframe_request`` and turns it into what its protocol has (RTCP PLI/FIR upstream for RTP).  Doors whose
-encoder cannot be asked (RTMP, SRT, files) register nothing and requests are only counted.  Every request is passed
-on: rate limiting belongs to the door, which knows its RTCP timing (RFC 4585 §3.5) and what it already asked for.
+The keyframe back-channel runs the other way: the session calls ``request_keyframe(layer)`` when a pipeline that
+cannot make a keyframe itself (pass-through) needs one from the publisher — a subscriber's PLI, a layer the room
+resumed, a new publisher's first frames — and the source itself asks when it cuts a layer.  A door that can ask
+its sender registers ``on_keyframe_request`` and turns it into what its protocol has (RTCP PLI/FIR upstream for
+RTP).  Doors whose encoder cannot be asked (RTMP, SRT, files) register nothing and requests are only counted.
+Every request is passed on: rate limiting belongs to the door, which knows its RTCP timing (RFC 4585 §3.5) and
+what it already asked for.
 """
 
 import asyncio
