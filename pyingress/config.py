@@ -90,6 +90,16 @@ class RtmpConfig:
 
 
 @dataclass
+class UrlPullConfig:
+    """URL_INPUT ingresses (files and HLS over HTTP(S)): how the demux worker fetches (pyingress/ingest/pull/)."""
+
+    ca_file: str = ""  # PEM CAs to trust for https:// URLs instead of the system's
+    open_timeout: float = 10.0  # resolve + connect + TLS + response headers, per request (redirects included)
+    read_timeout: float = 10.0  # the longest silence within a response body
+    live_stall_timeout: float = 15.0  # a live HLS playlist that has not changed this long has stopped: ERROR
+
+
+@dataclass
 class RoomServerConfig:
     """The local livekit-server that ``serve`` starts while no ``ws_url`` is configured (a dev room server)."""
 
@@ -134,6 +144,7 @@ class Config:
     reconnect_grace_seconds: float = 5.0
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     room_server: RoomServerConfig = field(default_factory=RoomServerConfig)
+    url_pull: UrlPullConfig = field(default_factory=UrlPullConfig)
 
     @property
     def default_rtmp_base_url(self) -> str:
@@ -242,6 +253,11 @@ def _check(config: Config) -> None:
         raise ConfigError(f"rtmp.rtmps_port: {config.rtmp.rtmps_port} is not a valid port (0 turns RTMPS off)")
     if config.reconnect_grace_seconds < 0:
         raise ConfigError(f"reconnect_grace_seconds: {config.reconnect_grace_seconds} must not be negative")
+    for key in ("open_timeout", "read_timeout", "live_stall_timeout"):
+        if getattr(config.url_pull, key) <= 0:
+            raise ConfigError(f"url_pull.{key}: {getattr(config.url_pull, key)} must be positive (seconds)")
+    if config.url_pull.ca_file and not Path(config.url_pull.ca_file).is_file():
+        raise ConfigError(f"url_pull.ca_file: {config.url_pull.ca_file} is not a readable file")
     for key in ("min_idle_ratio",):
         value = getattr(config.cpu_cost, key)
         if not 0 <= value < 1:
