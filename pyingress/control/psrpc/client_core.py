@@ -179,7 +179,7 @@ class ClientCore:
             selection=chosen,
             selection_deadline_ns=now_ns + chosen.timeout_ns if chosen.timeout_ns > 0 else now_ns + timeout_ns,
         )
-        self._out.append(Publish(channels.request_channel(self.service, method.name, topic), seal(request)))
+        self._out.append(Publish(channels.request_channel(self.service, method.name, topic), seal(request), request_id))
         return request_id
 
     def cancel(self, request_id: str) -> None:
@@ -288,7 +288,7 @@ class ClientCore:
         p.server_id = p.best_server
         claim: Any = messages.ClaimResponse(request_id=request_id, server_id=p.best_server)
         channel = channels.claim_response_channel(self.service, p.method.name, p.topic)
-        self._out.append(Publish(channel, seal(claim)))
+        self._out.append(Publish(channel, seal(claim), request_id))
 
     def _finish(self, request_id: str, event: ClientEvent) -> None:
         self._pending.pop(request_id, None)

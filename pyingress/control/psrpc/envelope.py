@@ -31,6 +31,7 @@ class Publish:
 
     channel: str
     payload: bytes
+    request_id: str = ""  # the request it belongs to, so a shell that cannot send it can fail that request
 
 
 def seal(message: Message) -> bytes:
