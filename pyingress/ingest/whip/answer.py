@@ -1,0 +1,103 @@
+"""The SDP answer to a WHIP offer, written from what was negotiated (sans-IO: offer and local parameters in, text out).
+
+aiortc's own answerer cannot be used here: its SDP model knows no rids or simulcast, its codec list has no VP9, AV1
+or H.264 beyond constrained baseline, and its receivers decode everything (peers.md §5).  The endpoint runs
+aiortc's ICE and DTLS transports directly (``webrtc/receive.py``) and answers the offer itself:
+
+- one BUNDLE transport for every accepted section (WHIP requires max-bundle, RFC 9725 §4.2), our ICE credentials,
+  every gathered candidate in every accepted section (a publisher reads whichever it likes), no trickle;
+- per accepted section: ``recvonly``, the single codec chosen (no RTX, RED or FEC: a lost packet is NACKed and
+  resent on its own SSRC, which keeps one SSRC per layer), its fmtp and the feedback we act on (NACK, PLI, FIR);
+  the header extensions we read (mid, rtp-stream-id, abs-send-time) under the offer's ids; the offer's rids as
+  ``a=rid:<rid> recv`` and ``a=simulcast:recv`` in the offer's order;
+- a section we do not take (a second kind we cannot decode, a data channel) is rejected with port 0.
+- DTLS role: the publisher's ``actpass`` makes us ``passive`` (the publisher starts the handshake as soon as ICE
+  works, which saves a round trip); an ``active`` publisher makes us passive too, a ``passive`` one active.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pyingress.ingest.whip.offer import Codec, OfferedMedia, WhipOffer
+from pyingress.webrtc.sdp import MID_URI, RID_URI, join_sections
+
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+ACCEPTED_EXTENSIONS = (MID_URI, RID_URI, ABS_SEND_TIME_URI)
+ACCEPTED_FEEDBACK = {"video": ("nack", "nack pli", "ccm fir", "goog-remb"), "audio": ()}
+
+
+@dataclass(frozen=True)
+class LocalTransport:
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprint: tuple[str, str]  # (algorithm, value), e.g. ("sha-256", "AB:CD:…")
+    candidates: tuple[str, ...]  # "candidate:…"
+    session_id: int = 1
+
+
+def dtls_role(offer_setup: str) -> str:
+    """Our DTLS role ("server" or "client") for the offerer's a=setup."""
+    return "client" if offer_setup == "passive" else "server"
+
+
+def build_answer(
+    offer: WhipOffer, local: LocalTransport, chosen: Mapping[int, Codec], extensions: Sequence[str] = ()
+) -> str:
+    """The answer: ``chosen`` maps an m-section index to its codec; sections without one are rejected."""
+    accepted = [m for m in offer.media if m.index in chosen]
+    session = [
+        "v=0",
+        f"o=pyingress {local.session_id} 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE " + " ".join(m.mid for m in accepted),
+        "a=msid-semantic: WMS",
+    ]
+    setup = "active" if dtls_role(offer.setup) == "client" else "passive"
+    wanted = set(extensions or ACCEPTED_EXTENSIONS)
+    sections = []
+    for media in offer.media:
+        codec = chosen.get(media.index)
+        if codec is None:
+            sections.append(_rejected(media))
+        else:
+            sections.append(_accepted(media, codec, local, setup, wanted))
+    return join_sections(session, sections)
+
+
+def _rejected(media: OfferedMedia) -> list[str]:
+    proto_and_formats = media.lines[0].split(None, 2)[2] if len(media.lines[0].split(None, 2)) > 2 else "RTP/AVP 0"
+    return [f"m={media.kind} 0 {proto_and_formats}", "c=IN IP4 0.0.0.0", f"a=mid:{media.mid}", "a=inactive"]
+
+
+def _accepted(media: OfferedMedia, codec: Codec, local: LocalTransport, setup: str, wanted: set[str]) -> list[str]:
+    pt = codec.payload_type
+    lines = [
+        f"m={media.kind} 9 UDP/TLS/RTP/SAVPF {pt}",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        f"a=ice-ufrag:{local.ice_ufrag}",
+        f"a=ice-pwd:{local.ice_pwd}",
+        f"a=fingerprint:{local.fingerprint[0]} {local.fingerprint[1]}",
+        f"a=setup:{setup}",
+        f"a=mid:{media.mid}",
+    ]
+    for uri, extension_id in media.extensions.items():
+        if uri in wanted and (uri != RID_URI or media.rids):
+            lines.append(f"a=extmap:{extension_id} {uri}")
+    lines += ["a=recvonly", "a=rtcp-mux"]
+    if media.rtcp_rsize:
+        lines.append("a=rtcp-rsize")
+    channels = f"/{codec.channels}" if media.kind == "audio" and codec.channels > 1 else ""
+    lines.append(f"a=rtpmap:{pt} {codec.name}/{codec.clock_rate}{channels}")
+    for feedback in ACCEPTED_FEEDBACK.get(media.kind, ()):
+        if feedback in codec.feedback:
+            lines.append(f"a=rtcp-fb:{pt} {feedback}")
+    if codec.parameters:
+        lines.append(f"a=fmtp:{pt} {codec.fmtp()}")
+    if media.rids:
+        lines += [f"a=rid:{rid} recv" for rid in media.rids]
+        lines.append("a=simulcast:recv " + ";".join(media.rids))
+    lines += [f"a={candidate}" for candidate in local.candidates]
+    lines.append("a=end-of-candidates")
+    return lines

@@ -1,0 +1,191 @@
+"""Receiving RTP over aiortc's transports without aiortc's receivers: ICE, DTLS and SRTP from aiortc, the rest ours.
+
+aiortc's ``RTCRtpReceiver`` decodes everything it receives in a thread, knows no rids, and hands out decoded
+frames only (peers.md §5, feasibility.md §7).  A WHIP endpoint that forwards encoded frames, or decodes them in a
+worker process of its own, needs the packets.  So this module uses aiortc the ORTC way — ``RTCIceGatherer`` →
+``RTCIceTransport`` → ``RTCDtlsTransport`` — and registers its own ``RtpSink`` with the DTLS transport's RTP
+router, the same hook aiortc's receivers use: every decrypted RTP packet of the negotiated payload types and every
+RTCP packet naming a known SSRC reaches the sink, parsed, on the event loop.  The SDP is the caller's
+(``ingest/whip/answer.py`` writes it from ``local_parameters``).
+
+Private aiortc names relied on (pinned 1.16.0, exercised by ``tests/webrtc/test_receive.py``):
+``RTCDtlsTransport._register_rtp_receiver`` / ``._unregister_rtp_receiver`` / ``._send_rtp`` / ``._set_role``,
+and the receiver protocol it calls (``_handle_rtp_packet``, ``_handle_rtcp_packet``, ``_handle_disconnect``).
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceServer, RTCIceTransport
+from aiortc.rtcdtlstransport import RTCDtlsFingerprint, RTCDtlsParameters
+from aiortc.rtcicetransport import RTCIceParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpReceiveParameters,
+)
+from aiortc.rtp import AnyRtcpPacket, RtpPacket
+from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+
+from pyingress.webrtc.ice import gathering_from
+
+logger = logging.getLogger(__name__)
+
+_certificate: RTCCertificate | None = None
+
+
+def shared_certificate() -> RTCCertificate:
+    """One DTLS certificate for the process, renewed a day before it expires (a key per call costs ~5 ms)."""
+    global _certificate
+    import datetime
+
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+    if _certificate is None or _certificate.expires < soon:
+        _certificate = RTCCertificate.generateCertificate()
+    return _certificate
+
+
+class RtpSink(Protocol):
+    """What receives the packets (called on the event loop, in arrival order)."""
+
+    def on_rtp(self, packet: RtpPacket, arrival_ms: int) -> None: ...
+
+    def on_rtcp(self, packet: AnyRtcpPacket) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalParameters:
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprint: tuple[str, str]  # ("sha-256", "AB:…")
+    candidates: tuple[str, ...]  # "candidate:…", as SDP writes them
+
+
+@dataclass(frozen=True)
+class RemoteParameters:
+    ice_ufrag: str
+    ice_pwd: str
+    ice_lite: bool
+    fingerprints: tuple[tuple[str, str], ...]
+    candidates: tuple[str, ...]  # "candidate:…" from the offer; none: the publisher is found by its checks
+    dtls_role: str  # ours: "server" or "client"
+
+
+class _RouterHook:
+    """The object aiortc's RTP router calls; forwards to the sink (its methods are aiortc's receiver protocol)."""
+
+    def __init__(self, sink: RtpSink, on_disconnect: Callable[[], None]) -> None:
+        self.sink = sink
+        self.on_disconnect = on_disconnect
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.sink.on_rtp(packet, arrival_time_ms)
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        self.sink.on_rtcp(packet)
+
+    def _handle_disconnect(self) -> None:
+        self.on_disconnect()
+
+
+class ReceiveTransport:
+    """One publisher's ICE + DTLS/SRTP transport, receiving into an ``RtpSink``.
+
+    ``gather()`` → ``local_parameters()`` (for the answer) → ``register(sink, …)`` → ``connect(remote)`` in a task;
+    ``failed`` is set when ICE or DTLS fails or closes under us; ``close()`` ends everything (idempotent).
+    """
+
+    def __init__(self, ice_servers: Sequence[RTCIceServer] = (), host_addresses: Sequence[str] | None = None) -> None:
+        self.host_addresses = host_addresses
+        self.gatherer = RTCIceGatherer(iceServers=list(ice_servers))
+        self.ice = RTCIceTransport(self.gatherer)
+        self.dtls = RTCDtlsTransport(self.ice, [shared_certificate()])
+        self.connected = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.closed = False
+        self._hook: _RouterHook | None = None
+        self.dtls.on("statechange", self._dtls_state)
+        self.ice.on("statechange", self._ice_state)
+
+    async def gather(self) -> None:
+        with gathering_from(self.host_addresses):
+            await self.gatherer.gather()
+
+    def local_parameters(self) -> LocalParameters:
+        ice = self.gatherer.getLocalParameters()
+        fingerprint = next(f for f in self.dtls.getLocalParameters().fingerprints if f.algorithm == "sha-256")
+        candidates = tuple(f"candidate:{candidate_to_sdp(c)}" for c in self.gatherer.getLocalCandidates())
+        ufrag, pwd = ice.usernameFragment or "", ice.password or ""
+        return LocalParameters(ufrag, pwd, (fingerprint.algorithm, fingerprint.value), candidates)
+
+    def register(
+        self,
+        sink: RtpSink,
+        codecs: Sequence[RTCRtpCodecParameters],
+        extensions: Sequence[RTCRtpHeaderExtensionParameters],
+    ) -> None:
+        """Route every RTP packet of ``codecs``' payload types, and RTCP about their SSRCs, to ``sink``."""
+        self._hook = _RouterHook(sink, self._disconnected)
+        parameters = RTCRtpReceiveParameters(codecs=list(codecs), headerExtensions=list(extensions))
+        self.dtls._register_rtp_receiver(self._hook, parameters)
+
+    async def connect(self, remote: RemoteParameters) -> bool:
+        """ICE, then the DTLS handshake; True when media can flow (False: ``failed`` is set)."""
+        for text in remote.candidates:
+            with contextlib.suppress(ValueError, IndexError, AssertionError):
+                candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+                candidate.sdpMLineIndex = 0
+                await self.ice.addRemoteCandidate(candidate)
+        if remote.candidates:
+            await self.ice.addRemoteCandidate(None)
+        # aioice: the answerer is the controlled agent, unless the offerer is ICE lite.
+        self.ice._connection.ice_controlling = remote.ice_lite
+        await self.ice.start(RTCIceParameters(remote.ice_ufrag, remote.ice_pwd, remote.ice_lite))
+        if self.ice.state != "completed" or self.closed:
+            self.failed.set()
+            return False
+        self.dtls._set_role(remote.dtls_role)
+        fingerprints = [RTCDtlsFingerprint(algorithm, value) for algorithm, value in remote.fingerprints]
+        await self.dtls.start(RTCDtlsParameters(fingerprints=fingerprints))
+        if self.dtls.state != "connected":
+            self.failed.set()
+            return False
+        self.connected.set()
+        return True
+
+    async def send_rtcp(self, data: bytes) -> bool:
+        """Send serialised RTCP (one or more packets); False when the transport cannot send (yet, or any more)."""
+        if self.dtls.state != "connected":
+            return False
+        try:
+            await self.dtls._send_rtp(data)
+        except ConnectionError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._hook is not None:
+            self.dtls._unregister_rtp_receiver(self._hook)
+        with contextlib.suppress(Exception):
+            await self.dtls.stop()
+        with contextlib.suppress(Exception):
+            await self.ice.stop()
+
+    def _dtls_state(self) -> None:
+        if self.dtls.state in ("failed", "closed") and not self.closed:
+            self.failed.set()
+
+    def _ice_state(self) -> None:
+        if self.ice.state in ("failed", "closed") and not self.closed:
+            self.failed.set()
+
+    def _disconnected(self) -> None:
+        if not self.closed:
+            self.failed.set()
