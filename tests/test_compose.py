@@ -1,5 +1,6 @@
-"""The service is composed in one place: the parts for each mode, in start order, and a mode not built yet refused
-before anything starts — by ``build_service`` and, for a user, by ``pyingress serve`` with one line and exit 2."""
+"""The service is composed in one place: the parts for each mode, in start order; livekit mode without a store and
+with what it needs checked before anything starts — by ``build_service`` and, for a user, by ``pyingress serve``
+with one line."""
 
 import asyncio
 import subprocess
@@ -13,6 +14,8 @@ import yaml
 
 from pyingress.compose import MediaWorkers, build_service
 from pyingress.config import Config, ConfigError, parse_config
+from pyingress.control.livekit import LivekitControl
+from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPlane
 from pyingress.control.standalone import StandaloneControlPlane
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
 from pyingress.room_server import RoomConnection
@@ -80,15 +83,45 @@ async def test_the_composed_service_starts_serves_and_stops(tmp_path: Path) -> N
     assert not tcp_open(rtmp_port) and not tcp_open(whip_port)
 
 
-def test_livekit_mode_is_refused_before_anything_is_made(tmp_path: Path) -> None:
-    config = _config(tmp_path, mode="livekit", redis={"address": "127.0.0.1:6379"})
-    with pytest.raises(ConfigError, match="mode: 'livekit' is not available yet"):
-        build_service(config)
-    assert not (tmp_path / "ingress.sqlite3").exists()
+def _livekit_config(tmp_path: Path, **extra: Any) -> Config:
+    return _config(
+        tmp_path,
+        mode="livekit",
+        redis={"address": "127.0.0.1:6379"},
+        rtmp_port=free_port(),
+        whip_port=free_port(),
+        **extra,
+    )
 
 
-def test_serve_in_livekit_mode_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
-    config = {"mode": "livekit", "redis": {"address": "127.0.0.1:6379"}, "store_path": str(tmp_path / "s.sqlite3")}
+def test_livekit_mode_is_composed_in_start_order_without_a_store(tmp_path: Path) -> None:
+    service = build_service(_livekit_config(tmp_path))
+    plane, sessions = service.control_plane, service.sessions
+    assert isinstance(plane, LivekitControlPlane) and isinstance(sessions, SessionManager)
+    # Sessions admit and report through livekit-server (psrpc IOInfo), and the plane stops them through the same
+    # registry; URL ingresses reach the manager through StartIngress.
+    assert isinstance(sessions.control, LivekitControl) and sessions.control is plane.control
+    assert isinstance(sessions.registry, BusSessionRegistry) and sessions.registry is plane.registry
+    assert plane.sessions is sessions and sessions.room is service.room
+    assert RtmpFrontDoor in [type(door) for door in service.front_doors]
+    order = [type(component) for component in service._components][:4]
+    assert order == [RoomConnection, LivekitControlPlane, MediaWorkers, SessionManager]
+    assert not (tmp_path / "ingress.sqlite3").exists()  # no local records in this mode
+
+
+def test_livekit_mode_needs_the_room_server_to_publish_into(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ws_url: required in livekit mode"):
+        build_service(_livekit_config(tmp_path, ws_url=""))
+
+
+def test_serve_in_livekit_mode_without_redis_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    config = {
+        "mode": "livekit",
+        "ws_url": "ws://127.0.0.1:7880",
+        "redis": {"address": f"127.0.0.1:{free_port()}"},  # nobody listens there
+        "rtmp_port": free_port(),
+        "whip_port": free_port(),
+    }
     (tmp_path / "livekit.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [sys.executable, "-m", "pyingress", "serve", "--dev", "--config", str(tmp_path / "livekit.yaml")],
@@ -98,17 +131,7 @@ def test_serve_in_livekit_mode_says_so_in_one_line_and_exits_2(tmp_path: Path) -
         cwd=REPO,
         stdin=subprocess.DEVNULL,
     )
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "mode: 'livekit' is not available yet" in lines[0]
-    assert result.stdout == ""
-
-
-def test_a_door_that_cannot_be_built_leaves_no_store_open(tmp_path: Path) -> None:
-    rtmp = {"rtmps_port": free_port(), "cert_file": str(tmp_path / "missing.pem"), "key_file": str(tmp_path / "k")}
-    config = _config(tmp_path, rtmp=rtmp)
-    with pytest.raises(ConfigError, match=r"rtmp\.cert_file: cannot load the RTMPS certificate"):
-        build_service(config)
-    # Closed: SQLite removes its write-ahead files when the last connection closes.
-    assert not (tmp_path / "ingress.sqlite3-wal").exists()
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pyingress: cannot start: livekit mode: redis unavailable"), result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
