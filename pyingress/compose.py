@@ -9,6 +9,7 @@ that names it.
 
 from pyingress.config import Config, ConfigError
 from pyingress.control.admission import Admission, CpuAdmission
+from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPlane, open_livekit_control
 from pyingress.control.standalone import StandaloneControlPlane, open_standalone_control
 from pyingress.control.state import SessionRegistry
 from pyingress.ingest.door import FrontDoor
@@ -20,7 +21,7 @@ from pyingress.service import IngressService
 from pyingress.session.manager import PullDoor, SessionManager
 
 # The modes pyingress runs in today; config.py knows every mode a config may name.
-BUILT_MODES = ("standalone",)
+BUILT_MODES = ("standalone", "livekit")
 
 
 class MediaWorkers:
@@ -73,6 +74,8 @@ def build_service(config: Config) -> IngressService:
             f"mode: {config.mode!r} is not available yet; pyingress runs as {' or '.join(BUILT_MODES)} "
             "(the livekit mode, as livekit-server's ingress worker over Redis, is in progress)"
         )
+    if config.mode == "livekit":
+        return build_livekit_worker(config)
     room = room_connection(config)
     control = open_standalone_control(config)
     try:
@@ -99,3 +102,30 @@ def build_service(config: Config) -> IngressService:
     except BaseException:  # e.g. an RTMPS certificate that does not load: the store opened above is closed
         control.store.close()
         raise
+
+
+def build_livekit_worker(config: Config) -> IngressService:
+    """livekit mode: one of livekit-server's ingress workers.  livekit-server owns the records (psrpc over its
+    Redis, ``control/livekit_plane.py``); no local store, no Ingress API here; the sessions and doors are the
+    standalone ones."""
+    if not config.ws_url:
+        raise ConfigError("ws_url: required in livekit mode (the livekit-server whose rooms sessions publish into)")
+    room = room_connection(config)
+    bus, control = open_livekit_control(config)
+    registry = BusSessionRegistry()
+    sessions = SessionManager(
+        config,
+        control,
+        registry,
+        Admission(control, CpuAdmission(config.cpu_cost)),
+        room,
+        pull_doors=pull_doors(config),
+    )
+    return IngressService(
+        config,
+        room=room,
+        control_plane=LivekitControlPlane(bus, control, registry, sessions),
+        workers=MediaWorkers(default_launcher()),
+        sessions=sessions,
+        front_doors=push_doors(config, sessions),
+    )
