@@ -9,7 +9,16 @@ import pytest
 from livekit import api, rtc
 from livekit.protocol.ingress import CreateIngressRequest, IngressInfo, IngressInput
 
-from tests.e2e.room_session import BUFFERING, INACTIVE, PUBLISHING, ingress_state, wait_status
+from tests.e2e.room_session import (
+    BUFFERING,
+    INACTIVE,
+    PUBLISHING,
+    Q_HIGH,
+    Q_LOW,
+    Q_MEDIUM,
+    ingress_state,
+    wait_status,
+)
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
@@ -77,3 +86,34 @@ async def test_whip_passthrough_reaches_the_room_and_ends_on_delete(
                 await viewer.wait_gone(identity, timeout=10)
         finally:
             await publisher.close()
+
+
+async def test_whip_simulcast_passthrough_is_one_track_whose_layers_the_viewer_switches(
+    whip_peer: PyingressPeer, livekit_server: LivekitPeer, clips: Path
+) -> None:
+    """Three rid layers in (f, h, q: HIGH, MEDIUM, LOW), one simulcast track out; asking each quality yields its
+    own size — the layer switching livekit/ingress's pass-through cannot do (its issue #352)."""
+    room, identity = "whip-simulcast", "whip-simulcast"
+    layers = ((1280, 720), (640, 360), (320, 180))
+    async with api.LiveKitAPI(whip_peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_whip_ingress(client, room, identity)
+        publisher = WhipPublisher(f"{info.url}/{info.stream_key}", clips, video="h264", simulcast=layers)
+        try:
+            response = await publisher.start()
+            assert response.status == 201, response
+            assert "a=simulcast:recv f;h;q" in response.body
+            token = livekit_server.token("viewer", room, can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                report = await viewer.wait_tracks(identity, timeout=30)
+                (video,) = report.tracks_of("video")
+                assert len(report.tracks_of("audio")) == 1
+                assert video.simulcasted and (video.width, video.height) == (1280, 720)
+                await wait_status(client, info.ingress_id, PUBLISHING)
+                for quality, size in zip((Q_HIGH, Q_MEDIUM, Q_LOW), layers, strict=True):
+                    seen = await viewer.sizes_until(identity, quality, size, timeout=30)
+                    assert seen[-15:] == [size] * 15, f"quality {quality}: wanted {size}, saw {seen[-30:]}"
+                state = await ingress_state(client, info.ingress_id)
+                assert (state.video.width, state.video.height) == (1280, 720)
+        finally:
+            await publisher.stop()
+        await wait_status(client, info.ingress_id, INACTIVE, timeout=15)
