@@ -1,0 +1,209 @@
+"""Opening a URL with PyAV and turning what it holds into the data path's vocabulary (runs in the demux worker).
+
+``open_media`` opens the URL through ``PullOpener`` with PyAV's own open and read timeouts as a second bound (its
+interrupt callback fires while FFmpeg waits inside a read), checks the container against the reference's list,
+and picks one video and one audio stream: FFmpeg's best of each, never a cover picture (an MP3's attached art is a
+"video" stream of one JPEG).  Everything else is discarded, so an HLS master fetches the chosen variant only.
+
+``MediaReader`` yields ``StreamDescription``s first, then ``EncodedPacket``s with the container's own timestamps;
+the worker paces them (pacing.py).  The end of the media is checked: a file that stops well before the duration
+its container announced was cut short (a truncated upload, a lying server) and ends in ERROR, not COMPLETE.
+"""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import cast
+
+import av
+import av.container
+import av.error
+from av.audio.codeccontext import AudioCodecContext
+from av.stream import Disposition
+from av.video.codeccontext import VideoCodecContext
+
+from pyingress.ingest.pull.formats import check_container
+from pyingress.ingest.pull.opener import PullOpener
+from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
+
+log = logging.getLogger("pyingress.pull")
+
+# The media must reach this share of its announced duration to count as complete (the last GOP of a file may
+# end a little early on some muxers; a cut-off file stops far before).
+COMPLETE_SHARE = 0.9
+# FFmpeg's HLS demuxer, told what our opener does better: no persistent or parallel HTTP of its own (it would
+# talk to our file objects as if they were FFmpeg's http protocol), start at the live edge's last segment (frames
+# reach the room one segment behind the producer), and never give up on a live playlist by itself (the opener
+# decides when it has stalled).
+HLS_OPTIONS = {
+    "http_persistent": "0",
+    "http_multiple": "0",
+    "live_start_index": "-1",
+    "m3u8_hold_counters": "100000",
+    "max_reload": "100000",
+}
+
+
+class MediaError(Exception):
+    """The media cannot be played: the message is the ingress error."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    position: float  # seconds of media played since its start
+    duration: float | None  # seconds, when the container says (a file, a VOD playlist); None for live
+
+
+def _codec_name(stream: av.stream.Stream) -> str:
+    codec = stream.codec_context.codec
+    return str(getattr(codec, "canonical_name", None) or codec.name)
+
+
+def _fetch_error(error: av.error.FFmpegError, url: str) -> str:
+    return f"cannot read {url}: {error.strerror}"
+
+
+def open_media(url: str, opener: PullOpener, open_timeout: float, read_timeout: float) -> av.container.InputContainer:
+    """Open ``url``; raises MediaError (or the opener's FetchError/PullRefused) with the cause in words."""
+    try:
+        container = av.open(
+            url,
+            mode="r",
+            io_open=opener,
+            options=HLS_OPTIONS if url.lower().split("?")[0].endswith((".m3u8", ".m3u")) else {},
+            timeout=(open_timeout, read_timeout),
+        )
+    except av.error.ExitError:
+        raise MediaError(f"cannot open {url}: no media within {open_timeout:g} s") from None
+    except av.error.InvalidDataError:
+        raise MediaError(f"cannot read {url} as media: no known container or codec in its first bytes") from None
+    except av.error.FFmpegError as error:
+        raise MediaError(_fetch_error(error, url)) from None
+    try:
+        check_container(container.format.name)
+    except BaseException:
+        container.close()
+        raise
+    return container
+
+
+class MediaReader:
+    """The chosen streams of an open container: their descriptions, then their packets in file order."""
+
+    def __init__(self, container: av.container.InputContainer, url: str) -> None:
+        self.container = container
+        self.url = url
+        self.video = self._pick("video")
+        self.audio = self._pick("audio")
+        if self.video is None and self.audio is None:
+            raise MediaError(f"{url} holds no audio or video stream")
+        self.start = container.start_time / 1e6 if container.start_time is not None else None
+        self.duration = container.duration / 1e6 if container.duration and container.duration > 0 else None
+        self.position = 0.0
+        self.packets = 0
+        self._last_dts: dict[int, int] = {}
+
+    def _pick(self, kind: MediaKind) -> av.stream.Stream | None:
+        streams = [
+            s
+            for s in (self.container.streams.video if kind == "video" else self.container.streams.audio)
+            if not s.disposition & Disposition.attached_pic
+        ]
+        if not streams:
+            return None
+        try:
+            best = self.container.streams.best(kind)
+        except (ValueError, av.error.FFmpegError):
+            best = None
+        return best if best in streams else streams[0]
+
+    @property
+    def streams(self) -> list[av.stream.Stream]:
+        return [s for s in (self.video, self.audio) if s is not None]
+
+    def descriptions(self) -> list[StreamDescription]:
+        descriptions = []
+        if self.video is not None:
+            context = cast(VideoCodecContext, self.video.codec_context)
+            rate = self.video.average_rate or self.video.guessed_rate
+            descriptions.append(
+                StreamDescription(
+                    kind="video",
+                    codec=_codec_name(self.video),
+                    codec_config=bytes(context.extradata) if context.extradata else None,
+                    width=context.width,
+                    height=context.height,
+                    frame_rate=float(rate) if rate else 0.0,
+                )
+            )
+        if self.audio is not None:
+            audio = cast(AudioCodecContext, self.audio.codec_context)
+            descriptions.append(
+                StreamDescription(
+                    kind="audio",
+                    codec=_codec_name(self.audio),
+                    codec_config=bytes(audio.extradata) if audio.extradata else None,
+                    sample_rate=audio.sample_rate,
+                    channels=audio.layout.nb_channels,
+                )
+            )
+        return descriptions
+
+    def packets_in_order(self) -> Iterator[EncodedPacket]:
+        """Packets of the chosen streams until the media ends; raises MediaError (or the opener's errors)."""
+        video_index = self.video.index if self.video is not None else -1
+        demuxer = self.container.demux(self.streams)
+        while True:
+            try:
+                packet = next(demuxer)
+            except StopIteration:
+                break
+            except av.error.EOFError:
+                break
+            except av.error.ExitError:
+                raise MediaError(f"{self.url} stopped: no data within the read timeout") from None
+            except av.error.FFmpegError as error:
+                raise MediaError(_fetch_error(error, self.url)) from None
+            if packet.size == 0:
+                continue  # the demuxer's flush packet at the end
+            stream = packet.stream
+            time_base = packet.time_base or stream.time_base
+            if time_base is None:
+                continue
+            dts = packet.dts if packet.dts is not None else packet.pts
+            if dts is None:
+                dts = self._last_dts.get(stream.index)
+                if dts is None:
+                    continue  # nothing to place it in time by
+            pts = packet.pts if packet.pts is not None else dts
+            self._last_dts[stream.index] = dts
+            is_video = stream.index == video_index
+            seconds = float(dts * time_base)
+            if self.start is not None:
+                self.position = max(self.position, seconds - self.start)
+            self.packets += 1
+            yield EncodedPacket(
+                kind="video" if is_video else "audio",
+                codec=_codec_name(stream),
+                data=bytes(packet),
+                pts=pts,
+                dts=dts,
+                time_base=Fraction(time_base),
+                keyframe=packet.is_keyframe if is_video else True,  # audio frames stand alone
+            )
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        if self.packets == 0:
+            raise MediaError(f"{self.url} holds no media packets")
+        if self.duration is not None and self.duration > 2.0 and self.position < COMPLETE_SHARE * self.duration - 1:
+            raise MediaError(
+                f"{self.url} ended at {self.position:.1f} s of its {self.duration:.1f} s: the file is truncated"
+            )
+
+    def progress(self) -> Progress:
+        return Progress(self.position, self.duration)
+
+    def close(self) -> None:
+        self.container.close()

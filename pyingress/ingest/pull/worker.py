@@ -1,0 +1,267 @@
+"""The demux worker: one process per URL ingress that fetches, demuxes and paces, speaking wire.py on stdout.
+
+Why a process: the URL is anyone's, and FFmpeg's demuxers and HLS reader parse whatever it serves.  A crash or a
+hang in there must end this session only, never the service or another session (the media worker isolates
+decoding for the same reason).  Forked from the media zygote like the media workers (``launch("pull")``), so it
+starts in milliseconds with PyAV imported.
+
+    stdin   one JSON line (``PullRequest``), then nothing: EOF means the session is gone, and the worker exits
+    stdout  S stream descriptions, then P packets at the media's pace (pacing.py), V events, E at the end
+            V events: ``StatsUpdated`` about once a second (progress: ``position_ms``, ``duration_ms``, HLS
+            counters) — the heartbeat the session watches — and ``PipelineFailed(message)`` before exiting 1
+
+A reader thread runs ahead of the clock by at most ``READ_AHEAD_BYTES`` / ``READ_AHEAD_PACKETS``, so a slow HLS
+segment fetch or a seek does not make packets late, and memory stays bounded for any file.  If the reader sits in
+one FFmpeg call for longer than ``hang_seconds`` (native code looping on a hostile file never returns to check a
+timeout), the worker reports it and exits; if the whole process freezes, the session's silence watchdog kills it.
+
+Exit codes: 0 after E (or when the session went away), 1 after a reported failure.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import av.logging
+
+from pyingress.control.errors import IngressError
+from pyingress.ingest.pull.demux import MediaError, MediaReader, open_media
+from pyingress.ingest.pull.http import FetchError, FetchOptions, HttpClient
+from pyingress.ingest.pull.opener import PullOpener, PullRefused
+from pyingress.ingest.pull.pacing import MediaClock
+from pyingress.media.events import PipelineEvent, PipelineFailed, PipelineStats, StatsUpdated
+from pyingress.media.packets import EncodedPacket
+from pyingress.media.wire import encode_end, encode_event, encode_packet, encode_stream
+from pyingress.media.worker import die_with_parent
+
+log = logging.getLogger("pyingress.pull.worker")
+
+READ_AHEAD_PACKETS = 600
+READ_AHEAD_BYTES = 24 << 20
+HEARTBEAT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    url: str
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    lead: float = 0.5
+    live_stall_timeout: float = 15.0
+    hang_seconds: float = 30.0
+    session_id: str = ""
+
+    def to_json(self) -> bytes:
+        raw = asdict(self)
+        raw["fetch"] = self.fetch.to_json()
+        return json.dumps(raw).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "PullRequest":
+        raw = json.loads(data)
+        raw["fetch"] = FetchOptions.from_json(raw["fetch"])
+        return cls(**raw)
+
+
+class _Output:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+
+    def event(self, event: PipelineEvent) -> None:
+        self.write(encode_event(event))
+
+
+class _ReadAhead:
+    """Packets read but not yet due, bounded in count and bytes; the reader thread fills it."""
+
+    def __init__(self) -> None:
+        self.items: deque[EncodedPacket] = deque()
+        self.bytes = 0
+        self.ended = False
+        self.error: str | None = None
+        self.busy_since: float | None = None  # when the reader entered the FFmpeg call it is in
+        self.cond = threading.Condition()
+
+    def put(self, packet: EncodedPacket) -> None:
+        with self.cond:
+            while len(self.items) >= READ_AHEAD_PACKETS or self.bytes + len(packet.data) > READ_AHEAD_BYTES:
+                if not self.items:
+                    break
+                self.cond.wait()
+            self.items.append(packet)
+            self.bytes += len(packet.data)
+            self.cond.notify_all()
+
+    def finish(self, error: str | None) -> None:
+        with self.cond:
+            self.ended = True
+            self.error = error
+            self.cond.notify_all()
+
+    def get(self, timeout: float) -> EncodedPacket | None:
+        with self.cond:
+            if not self.items and not self.ended:
+                self.cond.wait(timeout)
+            if not self.items:
+                return None
+            packet = self.items.popleft()
+            self.bytes -= len(packet.data)
+            self.cond.notify_all()
+            return packet
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, PullRefused):
+        return error.error.message
+    if isinstance(error, IngressError):
+        return error.message
+    if isinstance(error, FetchError | MediaError):
+        return str(error)
+    return f"URL pull failed: {type(error).__name__}: {error}"
+
+
+class PullWorker:
+    def __init__(self, request: PullRequest, output: _Output) -> None:
+        self.request = request
+        self.output = output
+        self.client = HttpClient(request.fetch)
+        self.opener = PullOpener(self.client, request.url, live_stall_timeout=request.live_stall_timeout)
+        self.reader: MediaReader | None = None
+        self.clock = MediaClock(lead=request.lead)
+        self.ahead = _ReadAhead()
+        self.sent = 0
+
+    def run(self) -> int:
+        fetch = self.request.fetch
+        try:
+            container = open_media(self.request.url, self.opener, fetch.open_timeout, fetch.read_timeout)
+            self.reader = MediaReader(container, self.request.url)
+            for desc in self.reader.descriptions():
+                self.output.write(encode_stream(desc))
+        except Exception as error:
+            return self._fail(error)
+        threading.Thread(target=self._read, name="pull-reader", daemon=True).start()
+        return self._pace()
+
+    def _read(self) -> None:
+        assert self.reader is not None
+        error: str | None = None
+        try:
+            packets = self.reader.packets_in_order()
+            while True:
+                self.ahead.busy_since = time.monotonic()
+                packet = next(packets, None)
+                self.ahead.busy_since = None
+                if packet is None:
+                    break
+                self.ahead.put(packet)
+        except Exception as failure:
+            error = _message(failure)
+        self.ahead.finish(error)
+
+    def _pace(self) -> int:
+        next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        while True:
+            packet = self.ahead.get(timeout=HEARTBEAT_SECONDS / 2)
+            now = time.monotonic()
+            if packet is not None:
+                due = self.clock.due(float(packet.dts * packet.time_base), now)
+                if due > now:
+                    time.sleep(due - now)
+                self.output.write(encode_packet(packet, time.monotonic_ns()))
+                self.sent += 1
+            elif self.ahead.ended:
+                if self.ahead.error is not None:
+                    self.output.event(self._stats())
+                    self.output.event(PipelineFailed(self.ahead.error))
+                    return 1
+                self.output.event(self._stats())
+                self.output.write(encode_end())
+                return 0
+            busy = self.ahead.busy_since
+            if busy is not None and now - busy > self.request.hang_seconds:
+                self.output.event(
+                    PipelineFailed(f"{self.request.url}: the demuxer made no progress for {now - busy:.0f} s")
+                )
+                return 1
+            if now >= next_heartbeat:
+                self.output.event(self._stats())
+                next_heartbeat = now + HEARTBEAT_SECONDS
+
+    def _stats(self) -> StatsUpdated:
+        counters: dict[str, int] = {"packets_sent": self.sent, "reanchors": self.clock.reanchors}
+        if self.reader is not None:
+            progress = self.reader.progress()
+            counters["position_ms"] = round(progress.position * 1000)
+            if progress.duration is not None:
+                counters["duration_ms"] = round(progress.duration * 1000)
+        opener = self.opener
+        if opener.hls:
+            counters["hls_live"] = int(opener.live)
+            counters["hls_segments"] = opener.segments
+            counters["hls_segments_skipped"] = opener.segments_skipped
+            counters["hls_playlist_reloads"] = opener.playlist_reloads
+        counters["http_requests"] = self.client.requests
+        return StatsUpdated(PipelineStats(counters))
+
+    def _fail(self, error: BaseException) -> int:
+        if not isinstance(error, FetchError | MediaError | PullRefused | IngressError):
+            log.exception("URL pull failed")
+        self.output.event(PipelineFailed(_message(error)))
+        return 1
+
+
+def _read_request(fd: int) -> PullRequest:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise SystemExit(0)  # the session went away before it asked for anything
+        data += chunk
+    return PullRequest.from_json(data)
+
+
+def _exit_when_session_goes(fd: int) -> None:
+    """The session closes our stdin to stop us (DeleteIngress, shutdown, a source it no longer wants)."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 4096):
+            pass
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # a stray print must not corrupt the frame stream
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    av.logging.set_level(av.logging.ERROR)
+    die_with_parent()
+    output = _Output(out_fd)
+    request = _read_request(in_fd)
+    threading.Thread(target=_exit_when_session_goes, args=(in_fd,), name="pull-stdin", daemon=True).start()
+    try:
+        code = PullWorker(request, output).run()
+    except Exception as error:  # anything else is this session's fault too: report it, never hang
+        log.exception("URL pull worker failed")
+        with contextlib.suppress(OSError):
+            output.event(PipelineFailed(_message(error)))
+        code = 1
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
