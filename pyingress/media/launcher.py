@@ -8,6 +8,10 @@ The session talks to a forked worker over three pipes exactly as to a spawned on
 part of ``subprocess.Popen`` the pipeline uses (pid, the pipe files, poll/wait/kill); exit statuses come from the
 zygote, which is the worker's parent and reaps it.  When the zygote cannot run, workers are spawned instead.
 
+Workers come in roles, each an entry module the zygote imports before it forks anything (``WORKER_ROLES``): the
+transcoding worker of a session (``media``) and the demux worker of a URL ingress (``pull``), which parses what a
+URL serves and is isolated for the same reason.
+
 The zygote is started from the launcher's own long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
 created a child exits, so a zygote started from a short-lived thread would be killed with it.
 """
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 LAUNCH_TIMEOUT = 30.0  # the first launch waits for the zygote's imports; a loaded machine can be slow
 # Two malloc arenas are plenty for a decode thread and three encoders (measured: −6 MB for a 1080p worker).
 _WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}
+# Role → the module whose ``main()`` a worker of that role runs (named, not imported: the zygote imports them).
+WORKER_ROLES = {"media": "pyingress.media.worker", "pull": "pyingress.ingest.pull.worker"}
 
 
 class WorkerProcess(Protocol):
@@ -47,10 +53,10 @@ class WorkerProcess(Protocol):
     def kill(self) -> None: ...
 
 
-def spawn_worker(python: str = sys.executable) -> "subprocess.Popen[bytes]":
+def spawn_worker(python: str = sys.executable, role: str = "media") -> "subprocess.Popen[bytes]":
     """A worker in a fresh interpreter (the fallback, and the benchmark's comparison)."""
     return subprocess.Popen(
-        [python, "-m", "pyingress.media.worker"],
+        [python, "-m", WORKER_ROLES[role]],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -125,15 +131,18 @@ class WorkerLauncher:
         with self._launch_lock:
             return self._ensure_zygote()
 
-    def launch(self) -> WorkerProcess:
+    def launch(self, role: str = "media") -> WorkerProcess:
+        """A worker of ``role`` (``WORKER_ROLES``) with its stdin, stdout and stderr piped to us."""
+        if role not in WORKER_ROLES:
+            raise ValueError(f"unknown worker role {role!r}")
         with self._launch_lock:
             if self._ensure_zygote():
                 try:
-                    return self._fork()
+                    return self._fork(role)
                 except OSError as error:
                     log.warning("media worker zygote failed (%s); spawning this worker instead", error)
                     self._drop_zygote()
-        return spawn_worker(self.python)
+        return spawn_worker(self.python, role)
 
     def close(self) -> None:
         """Stop the zygote and wait for it; workers it forked are killed with it (PDEATHSIG)."""
@@ -217,7 +226,7 @@ class WorkerLauncher:
             self._workers[pid] = launch.worker
         launch.done.set()
 
-    def _fork(self) -> ForkedWorker:
+    def _fork(self, role: str) -> ForkedWorker:
         control = self._control
         assert control is not None
         stdin_r, stdin_w = os.pipe()
@@ -228,7 +237,7 @@ class WorkerLauncher:
         with self._state_lock:
             self._pending[launch_id] = launch
         try:
-            socket.send_fds(control, [b"launch %d" % launch_id], [stdin_r, stdout_w, stderr_w])
+            socket.send_fds(control, [b"launch %d %s" % (launch_id, role.encode())], [stdin_r, stdout_w, stderr_w])
             launch.done.wait(LAUNCH_TIMEOUT)
         finally:
             for fd in (stdin_r, stdout_w, stderr_w):

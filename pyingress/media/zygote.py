@@ -3,7 +3,8 @@
 Runs as ``python -m pyingress.media.zygote FD`` where FD is a SOCK_SEQPACKET socket to the launcher
 (launcher.py).  Messages, one per packet:
 
-    launcher → zygote   b"launch <id>"  with three fds: the worker's stdin, stdout and stderr
+    launcher → zygote   b"launch <id> <role>"  with three fds: the worker's stdin, stdout and stderr; the worker
+                        runs ``main()`` of the role's module (launcher.WORKER_ROLES), imported here at start
     zygote → launcher   b"pid <id> <pid>" with one fd: a pidfd of the worker (kill without a pid-reuse race)
                         b"exit <pid> <returncode>"  when a worker is reaped (negative: killed by that signal)
 
@@ -14,18 +15,27 @@ its workers die with it the same way, and see EOF on stdin when their session go
 
 import contextlib
 import gc
+import importlib
 import os
 import select
 import signal
 import socket
 import sys
 
+from collections.abc import Callable
+
 from pyingress.media import worker
+from pyingress.media.launcher import WORKER_ROLES
 
 _MAX_MESSAGE = 256
 
 
-def _fork_worker(stdio: list[int], keep_closed: list[int]) -> int:
+def _entry_points() -> dict[bytes, Callable[[], object]]:
+    """Every role's ``main``, imported now: a forked worker then starts with its code already loaded."""
+    return {role.encode(): importlib.import_module(module).main for role, module in WORKER_ROLES.items()}
+
+
+def _fork_worker(stdio: list[int], keep_closed: list[int], entry: Callable[[], object]) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -38,7 +48,7 @@ def _fork_worker(stdio: list[int], keep_closed: list[int]) -> int:
         for fd in [*stdio, *keep_closed]:
             if fd > 2:
                 os.close(fd)
-        worker.main()
+        entry()
     finally:
         os._exit(code)
 
@@ -54,7 +64,7 @@ def _reap(control: socket.socket) -> None:
         control.send(b"exit %d %d" % (pid, os.waitstatus_to_exitcode(status)))
 
 
-def serve(control: socket.socket) -> int:
+def serve(control: socket.socket, entries: dict[bytes, Callable[[], object]]) -> int:
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -70,8 +80,9 @@ def serve(control: socket.socket) -> int:
             if not message:
                 return 0  # the launcher is gone
             words = message.split()
-            if words[:1] == [b"launch"] and len(words) == 2 and len(fds) == 3:
-                pid = _fork_worker(fds, [control.fileno(), wake_read, wake_write])
+            entry = entries.get(words[2]) if len(words) == 3 else None
+            if words[:1] == [b"launch"] and entry is not None and len(fds) == 3:
+                pid = _fork_worker(fds, [control.fileno(), wake_read, wake_write], entry)
                 pidfd = os.pidfd_open(pid)
                 socket.send_fds(control, [b"pid %s %d" % (words[1], pid)], [pidfd])
                 os.close(pidfd)
@@ -82,12 +93,13 @@ def serve(control: socket.socket) -> int:
 
 def main() -> int:
     worker.die_with_parent()
+    entries = _entry_points()
     # Everything imported so far moves out of the collector's sight: collections in the workers then never touch
     # (and so never copy) the pages they share with the zygote.
     gc.freeze()
     control = socket.socket(fileno=int(sys.argv[1]))
     try:
-        return serve(control)
+        return serve(control, entries)
     except (BrokenPipeError, ConnectionResetError):
         return 0
 
