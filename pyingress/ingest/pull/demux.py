@@ -12,7 +12,6 @@ its container announced was cut short (a truncated upload, a lying server) and e
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import cast
 
@@ -47,12 +46,6 @@ HLS_OPTIONS = {
 
 class MediaError(Exception):
     """The media cannot be played: the message is the ingress error."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    position: float  # seconds of media played since its start
-    duration: float | None  # seconds, when the container says (a file, a VOD playlist); None for live
 
 
 def _codec_name(stream: av.stream.Stream) -> str:
@@ -201,9 +194,6 @@ class MediaReader:
             raise MediaError(
                 f"{self.url} ended at {self.position:.1f} s of its {self.duration:.1f} s: the file is truncated"
             )
-
-    def progress(self) -> Progress:
-        return Progress(self.position, self.duration)
 
     def close(self) -> None:
         self.container.close()

@@ -143,6 +143,8 @@ class PullWorker:
         self.clock = MediaClock(lead=request.lead)
         self.ahead = _ReadAhead()
         self.sent = 0
+        self.position = 0.0  # seconds of media sent, from the container's start (or the first packet)
+        self._origin: float | None = None
 
     def run(self) -> int:
         fetch = self.request.fetch
@@ -178,11 +180,13 @@ class PullWorker:
             packet = self.ahead.get(timeout=HEARTBEAT_SECONDS / 2)
             now = time.monotonic()
             if packet is not None:
-                due = self.clock.due(float(packet.dts * packet.time_base), now)
+                media_time = float(packet.dts * packet.time_base)
+                due = self.clock.due(media_time, now)
                 if due > now:
                     time.sleep(due - now)
                 self.output.write(encode_packet(packet, time.monotonic_ns()))
                 self.sent += 1
+                self._advance(media_time)
             elif self.ahead.ended:
                 if self.ahead.error is not None:
                     self.output.event(self._stats())
@@ -201,13 +205,17 @@ class PullWorker:
                 self.output.event(self._stats())
                 next_heartbeat = now + HEARTBEAT_SECONDS
 
+    def _advance(self, media_time: float) -> None:
+        if self._origin is None:
+            start = self.reader.start if self.reader is not None else None
+            self._origin = start if start is not None else media_time
+        self.position = max(self.position, media_time - self._origin)
+
     def _stats(self) -> StatsUpdated:
         counters: dict[str, int] = {"packets_sent": self.sent, "reanchors": self.clock.reanchors}
-        if self.reader is not None:
-            progress = self.reader.progress()
-            counters["position_ms"] = round(progress.position * 1000)
-            if progress.duration is not None:
-                counters["duration_ms"] = round(progress.duration * 1000)
+        counters["position_ms"] = round(self.position * 1000)
+        if self.reader is not None and self.reader.duration is not None:
+            counters["duration_ms"] = round(self.reader.duration * 1000)
         opener = self.opener
         if opener.hls:
             counters["hls_live"] = int(opener.live)
