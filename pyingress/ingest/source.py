@@ -47,6 +47,7 @@ class EndReason(StrEnum):
     CLOSED = "closed"  # the consumer called close()
     ERROR = "error"  # the encoder broke the protocol or sent something we cannot ingest
     SHUTDOWN = "shutdown"  # the server is stopping
+    COMPLETE = "complete"  # the media ran to its end (a URL's file or VOD playlist): no reconnect to wait for
 
 
 class MediaSource:
