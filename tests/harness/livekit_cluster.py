@@ -1,0 +1,78 @@
+"""A self-hosted LiveKit as the livekit mode meets it: Debian redis-server, an unmodified livekit-server v1.13.5 on
+that Redis with its ``ingress:`` URLs, and pyingress workers (``mode: livekit``) on the same Redis.
+
+livekit-server's ``ingress.rtmp_base_url`` / ``whip_base_url`` point at the first worker, as a load balancer in
+front of the workers would; a test that wants another worker pushes to that worker's own port.  Each part can be
+stopped and started again on the same port (Redis restarts, a worker killed).
+"""
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from tests.harness.livekit_peer import LivekitPeer
+from tests.harness.ports import free_port
+from tests.harness.pyingress_peer import PyingressPeer
+from tests.harness.redis_peer import RedisPeer
+
+
+class LivekitWorker(PyingressPeer):
+    """`pyingress serve` in livekit mode."""
+
+    def __init__(self, workdir: Path, ws_url: str, redis_address: str, extra: dict[str, Any] | None = None) -> None:
+        config: dict[str, Any] = {"mode": "livekit", "redis": {"address": redis_address}}
+        super().__init__(workdir, ws_url, {**config, **(extra or {})})
+
+    @property
+    def rtmp_port(self) -> int:
+        return int(self.config["rtmp_port"])
+
+    @property
+    def whip_port(self) -> int:
+        return int(self.config["whip_port"])
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to livekit-server, no final states."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
+class LivekitCluster:
+    def __init__(self, workdir: Path, workers: int = 1, worker_extra: dict[str, Any] | None = None) -> None:
+        self.workdir = workdir
+        self.redis = RedisPeer(workdir)
+        self._worker_ports = [(free_port(), free_port()) for _ in range(workers)]
+        rtmp0, whip0 = self._worker_ports[0]
+        self.livekit = LivekitPeer(
+            workdir,
+            redis_address=self.redis.address,
+            rtmp_base_url=f"rtmp://127.0.0.1:{rtmp0}/live",
+            whip_base_url=f"http://127.0.0.1:{whip0}/w",
+        )
+        self.workers = [
+            LivekitWorker(
+                workdir / f"worker{index}",
+                self.livekit.ws_url,
+                self.redis.address,
+                {"rtmp_port": rtmp, "whip_port": whip, **(worker_extra or {})},
+            )
+            for index, (rtmp, whip) in enumerate(self._worker_ports)
+        ]
+
+    def start(self) -> "LivekitCluster":
+        self.redis.start()
+        self.livekit.start()
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.livekit.stop()
+        self.redis.stop()
+
+    def rtmp_url(self, worker: int, stream_key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.workers[worker].rtmp_port}/live/{stream_key}"
