@@ -119,7 +119,7 @@ def test_a_forbidden_segment_is_not_retried(server: MediaServer) -> None:
 
 def test_variant_urls_are_resolved_against_the_playlist() -> None:
     text = (
-        "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=a,NAME=en,URI=\"audio/en.m3u8\"\n"
+        '#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=a,NAME=en,URI="audio/en.m3u8"\n'
         "#EXT-X-STREAM-INF:BANDWIDTH=1\nlow/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\nhttps://cdn/high.m3u8\n"
     )
     assert variant_urls(text, "http://h/live/master.m3u8") == [
