@@ -13,6 +13,7 @@ from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPl
 from pyingress.control.standalone import StandaloneControlPlane, open_standalone_control
 from pyingress.control.state import SessionRegistry
 from pyingress.ingest.door import FrontDoor
+from pyingress.ingest.pull.door import PullSettings, UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
 from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.media.launcher import WorkerLauncher, default_launcher
@@ -63,8 +64,9 @@ def push_doors(config: Config, sessions: SessionManager) -> list[FrontDoor]:
 
 
 def pull_doors(config: Config) -> dict[str, PullDoor]:
-    """URL scheme → the door that pulls it (none yet: URL ingresses are stored and stay INACTIVE)."""
-    return {}
+    """URL scheme → the door that pulls it: files and HLS over HTTP(S), a demux worker per ingress."""
+    door = UrlPullDoor(PullSettings.from_config(config))
+    return dict.fromkeys(UrlPullDoor.schemes, door)
 
 
 def build_service(config: Config) -> IngressService:

@@ -17,7 +17,9 @@ from pyingress.config import Config, ConfigError, parse_config
 from pyingress.control.livekit import LivekitControl
 from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPlane
 from pyingress.control.standalone import StandaloneControlPlane
+from pyingress.ingest.pull.door import UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
+from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.room_server import RoomConnection
 from pyingress.session.manager import SessionManager
 from tests.harness.ports import free_port
@@ -49,19 +51,21 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
     plane, sessions = service.control_plane, service.sessions
     assert isinstance(service.room, RoomConnection)
     assert isinstance(plane, StandaloneControlPlane) and isinstance(sessions, SessionManager)
-    assert [type(door) for door in service.front_doors] == [RtmpFrontDoor]
+    assert [type(door) for door in service.front_doors] == [RtmpFrontDoor, WhipFrontDoor]
     # The sessions admit through the very records the API serves, and are the API's registry of running ones.
     assert sessions.control is plane.control and sessions.registry is plane.sessions
     assert sessions.room is service.room
-    # No pull door yet: URL ingresses are stored and stay INACTIVE instead of failing at create.
-    assert not sessions.pulls and plane.api.url_session_starter is None
+    # URL ingresses over http(s) start at create, through one pull door (a demux worker per ingress).
+    assert sorted(sessions.pull_doors) == ["http", "https"] and isinstance(sessions.pull_doors["http"], UrlPullDoor)
+    assert sessions.pull_doors["http"] is sessions.pull_doors["https"]
+    assert plane.api.url_session_starter == sessions.start_pull
     order = [type(component) for component in service._components]
-    assert order == [RoomConnection, StandaloneControlPlane, MediaWorkers, SessionManager, RtmpFrontDoor]
+    assert order == [RoomConnection, StandaloneControlPlane, MediaWorkers, SessionManager, RtmpFrontDoor, WhipFrontDoor]
     plane.store.close()
 
 
 def test_a_door_turned_off_is_not_built(tmp_path: Path) -> None:
-    service = build_service(_config(tmp_path, rtmp_port=-1))
+    service = build_service(_config(tmp_path, rtmp_port=-1, whip_port=-1))
     assert service.front_doors == []
     assert "RTMP" not in service.banner()
     assert isinstance(service.control_plane, StandaloneControlPlane)

@@ -120,7 +120,9 @@ async def test_python_livekit_api(livekit_server: LivekitPeer, pyingress: Pyingr
     ]
     assert (custom.audio.options.channels, custom.audio.options.bitrate) == (1, 64_000)
     assert url_info.url == "https://example.com/media/clip.mp4" and url_info.stream_key == ""
-    assert not url_info.reusable and url_info.state.status == IngressState.Status.ENDPOINT_INACTIVE
+    # The pull starts with the create, as with livekit-server and a worker: BUFFERING, a URL resource id.
+    assert not url_info.reusable and url_info.state.status == IngressState.Status.ENDPOINT_BUFFERING
+    assert url_info.state.resource_id.startswith("UR_")
     assert url_info.input_type == IngressInput.URL_INPUT
 
 
