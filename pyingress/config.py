@@ -142,6 +142,9 @@ class Config:
     # Beyond LiveKit: a publisher that drops and comes back on the same key within this window continues the
     # same session (same participant, a short freeze for subscribers). 0 ends the session at once, as LiveKit does.
     reconnect_grace_seconds: float = 5.0
+    # SIGTERM/SIGQUIT drain: running sessions go on until their publishers end, at most this long (0: no bound,
+    # as livekit/ingress, whose helm chart gives a pod 3 h to drain).
+    drain_timeout: float = 0.0
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     room_server: RoomServerConfig = field(default_factory=RoomServerConfig)
     url_pull: UrlPullConfig = field(default_factory=UrlPullConfig)
@@ -253,6 +256,8 @@ def _check(config: Config) -> None:
         raise ConfigError(f"rtmp.rtmps_port: {config.rtmp.rtmps_port} is not a valid port (0 turns RTMPS off)")
     if config.reconnect_grace_seconds < 0:
         raise ConfigError(f"reconnect_grace_seconds: {config.reconnect_grace_seconds} must not be negative")
+    if config.drain_timeout < 0:
+        raise ConfigError(f"drain_timeout: {config.drain_timeout} must not be negative (0: wait for every session)")
     for key in ("open_timeout", "read_timeout", "live_stall_timeout"):
         if getattr(config.url_pull, key) <= 0:
             raise ConfigError(f"url_pull.{key}: {getattr(config.url_pull, key)} must be positive (seconds)")
