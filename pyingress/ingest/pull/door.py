@@ -123,6 +123,8 @@ class PullFeed:
         """Feed the source; returns the error that ends it, None at the end of the media."""
         process = await asyncio.to_thread(self.launcher.launch, "pull")
         self.process = process
+        log.info("URL pull %s: %s", self.source.resource_id, self.info.url)
+        log.info("URL pull %s: worker pid %d", self.source.resource_id, process.pid)
         if self._closed:
             return None
         threading.Thread(target=self._log_stderr, args=(process.stderr,), name="pull-stderr", daemon=True).start()
