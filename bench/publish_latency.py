@@ -359,7 +359,7 @@ async def bench(runs: int, seconds: float, work: Path) -> tuple[list[Run], dict[
                 results.append(await one_run(client, options.ws_url, relay, index, seconds, work / "ffmpeg.log"))
     finally:
         await relay.close()
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(signal.SIGINT)  # stop now; SIGTERM would drain
         await asyncio.to_thread(child.wait, 60)
         await asyncio.to_thread(room_server.stop)
     timings: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}

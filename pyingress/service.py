@@ -30,6 +30,12 @@ class Component(Protocol):
     async def close(self) -> None: ...
 
 
+class Sessions(Component, Protocol):
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Admit nothing new; wait (at most ``timeout``) until the running sessions end; True when none is left."""
+        ...
+
+
 class ControlPlane(Component, Protocol):
     """Who owns the ingress records for this mode, and the routes it serves on the HTTP listener (if any)."""
 
@@ -44,7 +50,7 @@ class IngressService:
         room: RoomConnection,
         control_plane: ControlPlane,
         workers: Component,
-        sessions: Component,
+        sessions: Sessions,
         front_doors: Sequence[FrontDoor],
     ) -> None:
         self.config = config
@@ -139,6 +145,16 @@ class IngressService:
         self.shutting_down = True
         self._stopped.set()
 
+    async def drain(self) -> None:
+        """Stop like livekit/ingress on SIGTERM: ``/availability`` answers 503 at once (the load balancer sends
+        new encoders elsewhere), new publishes are refused with ``server shutting down``, and running sessions go
+        on until their publishers end (at most ``drain_timeout``); then the service stops."""
+        self.shutting_down = True
+        timeout = self.config.drain_timeout or None
+        if not await self.sessions.drain(timeout):
+            log.warning("drain_timeout (%.0f s) passed with sessions still running: ending them", timeout or 0)
+        self.request_stop()
+
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
@@ -162,13 +178,29 @@ class IngressService:
 
 
 async def run_service(service: IngressService) -> None:
-    """Start everything, print what a user needs next, and run until SIGINT/SIGTERM."""
+    """Start everything, print what a user needs next, and run until told to stop.
+
+    SIGTERM or SIGQUIT drains (``IngressService.drain``); a second one, or SIGINT, stops at once: every session ends
+    cleanly (INACTIVE, the participant leaves, ``ingress_ended`` is sent)."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, service.request_stop)
+    draining: list[asyncio.Task[None]] = []
+
+    def drain_or_stop() -> None:
+        if draining:
+            log.info("stopping now: ending the running sessions")
+            service.request_stop()
+            return
+        log.info("draining: new publishes are refused, running sessions go on until they end (SIGINT: stop now)")
+        draining.append(loop.create_task(service.drain(), name="drain"))
+
+    loop.add_signal_handler(signal.SIGINT, service.request_stop)
+    for sig in (signal.SIGTERM, signal.SIGQUIT):
+        loop.add_signal_handler(sig, drain_or_stop)
     try:
         await service.start()
         print(service.banner(), flush=True)
         await service.wait_stopped()
     finally:
+        for task in draining:
+            task.cancel()
         await service.stop()

@@ -77,6 +77,7 @@ class SessionManager:
         self._admitting: dict[str, _Turn] = {}  # stream key → its admissions take turns
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
+        self.draining = False  # SIGTERM: nothing new, running sessions go on until they end
 
     async def start(self) -> None:
         self._settings = SessionSettings(
@@ -101,9 +102,13 @@ class SessionManager:
         session = self._by_ingress.get(ingress_id)
         return session if session is not None and session.running else None
 
+    @property
+    def accepting(self) -> bool:
+        return not (self.closing or self.draining)
+
     async def admit_push(self, stream_key: str, input_type: int) -> str:
         """Admit a publisher; returns the resource id of the session its source must be attached to."""
-        if self.closing:
+        if not self.accepting:
             raise SERVER_SHUTTING_DOWN
         # One lock per key while anyone holds or waits for it (a released lock looks free before its next waiter
         # has woken, so "locked()" cannot tell when to forget it; the count can).
@@ -127,7 +132,7 @@ class SessionManager:
         resource_id = new_resource_id(input_type)
         admitted = await self.admission.admit_push(stream_key, input_type, resource_id)
         state = SessionState(admitted, resource_id, self.control, initial=admitted.state)
-        if self.closing:  # began while we waited: admitted into a service that is stopping
+        if not self.accepting:  # began while we waited: admitted into a service that is stopping
             self.admission.release(resource_id)
             await state.end()
             raise SERVER_SHUTTING_DOWN
@@ -136,7 +141,7 @@ class SessionManager:
 
     async def start_pull(self, info: IngressInfo) -> None:
         """Start a URL ingress's session now (BUFFERING stored before this returns); IngressError refuses it."""
-        if self.closing:
+        if not self.accepting:
             raise SERVER_SHUTTING_DOWN
         if info.input_type != IngressInput.URL_INPUT:
             raise INVALID_INGRESS_TYPE
@@ -147,7 +152,7 @@ class SessionManager:
         self.admission.admit_pull(info, resource_id)
         try:
             await self.control.create_ingress(info)
-            if self.closing:
+            if not self.accepting:
                 raise SERVER_SHUTTING_DOWN
             source = door.open(info, resource_id)
         except BaseException:
@@ -203,6 +208,19 @@ class SessionManager:
             source.close("ingress session ended")
             return
         session.attach(source)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Refuse every new publisher and pull (``server shutting down``) and wait until the running sessions have
+        ended by themselves, at most ``timeout`` seconds; True when none is left."""
+        self.draining = True
+        if self._tasks:
+            log.info("draining: waiting for %d running session(s) to end", len(self._tasks))
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        return not self._tasks
 
     async def close(self) -> None:
         self.closing = True

@@ -1,6 +1,7 @@
 """Starting and stopping peer processes with a readiness check and their logs kept for failure reports."""
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -83,10 +84,10 @@ def start_logged(
     )
 
 
-def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
     if process is None or process.poll() is not None:
         return
-    process.terminate()
+    process.send_signal(sig)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -1,5 +1,6 @@
 """pyingress itself as a subprocess (`python -m pyingress serve`) on free ports, as a user would run it."""
 
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -73,7 +74,8 @@ class PyingressPeer:
         return self
 
     def stop(self) -> None:
-        stop(self.process)
+        # SIGINT stops at once (sessions end cleanly); SIGTERM would drain, waiting for every publisher to leave.
+        stop(self.process, sig=signal.SIGINT)
         self.process = None
 
     def restart(self) -> None:

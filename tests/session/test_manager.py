@@ -308,3 +308,24 @@ async def test_an_admission_in_flight_when_the_service_stops_starts_nothing(stor
     assert await admitting == "server shutting down"
     assert manager.session_of(info.ingress_id) is None and manager.admission.capacity.reserved == {}
     assert store.load(info.ingress_id).state.status == S.ENDPOINT_INACTIVE  # not left BUFFERING
+
+
+async def test_drain_refuses_newcomers_and_waits_for_the_running_sessions(store: IngressStore) -> None:
+    manager = _manager(store, cpus=4.0)
+    await manager.start()
+    running, newcomer = stored_ingress(store), stored_ingress(store)
+    try:
+        await _outcome(manager, running)
+        assert await manager.drain(timeout=0.2) is False  # still running when the bound passed
+        assert await _outcome(manager, newcomer) == "server shutting down"
+        assert await _outcome(manager, running) == "server shutting down"  # a reconnect is a new publish too
+        assert store.load(newcomer.ingress_id).state.status == S.ENDPOINT_INACTIVE  # nothing stored for it
+        session = manager.session_of(running.ingress_id)
+        assert session is not None and not session.done
+        draining = asyncio.create_task(manager.drain())
+        await asyncio.sleep(0.1)
+        assert not draining.done()
+        await session.stop("the publisher left")  # as a publisher ending its stream would end it
+        assert await asyncio.wait_for(draining, 5) is True
+    finally:
+        await manager.close()
