@@ -3,9 +3,11 @@ the URL ingress requests that point at them."""
 
 import subprocess
 from pathlib import Path
+from subprocess import Popen
 
 from livekit.protocol.ingress import CreateIngressRequest, IngressInput
 
+from tests.harness.processes import start_logged
 from tests.harness.publishers import ffmpeg_binary
 
 
@@ -83,3 +85,25 @@ def url_request(url: str, room: str, identity: str, **fields: object) -> CreateI
         url=url,
         **fields,  # type: ignore[arg-type]
     )
+
+
+def start_live_hls(directory: Path, log_path: Path, size: str = "640x360", segment_seconds: int = 1) -> Popen[bytes]:
+    """Debian ffmpeg writing a live HLS stream (rolling playlist, no end marker while it runs) into ``directory``,
+    in real time: a segment every ``segment_seconds``, each starting on a keyframe."""
+    directory.mkdir(parents=True, exist_ok=True)
+    gop = str(30 * segment_seconds)
+    command = [ffmpeg_binary(), "-hide_banner", "-nostats", "-loglevel", "warning", "-y", "-re"]
+    command += [*_video(size, 30, 3600), *_audio(3600)]
+    command += [*H264[:-4], "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0", "-tune", "zerolatency"]
+    command += ["-b:v", "800k", "-c:a", "aac", "-f", "hls", "-hls_time", str(segment_seconds)]
+    command += ["-hls_list_size", "6", "-hls_flags", "delete_segments+temp_file", str(directory / "index.m3u8")]
+    return start_logged(command, log_path)
+
+
+def playlist_segments(playlist: Path) -> list[str]:
+    """The segment names a playlist lists now (empty while it is not written yet)."""
+    try:
+        text = playlist.read_text()
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
