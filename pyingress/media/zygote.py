@@ -21,7 +21,6 @@ import select
 import signal
 import socket
 import sys
-
 from collections.abc import Callable
 
 from pyingress.media import worker
