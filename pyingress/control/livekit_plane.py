@@ -119,7 +119,13 @@ class LivekitControlPlane:
         self.internal.register(LIST_ACTIVE_INGRESS, messages.ListActiveIngressRequest, self._list_active, topic=[""])
         await self.bus.wait_connected(10)
         await self.bus.settled()
-        log.info("livekit mode: ingress worker on redis, IOInfo client %s", self.control.io.client_id)
+        log.info(
+            "livekit mode: ingress worker on redis (IOInfo client %s, IngressInternal server %s, IngressHandler "
+            "server %s)",
+            self.control.io.client_id,
+            self.internal.server_id,
+            self.handler.server_id,
+        )
 
     async def close(self) -> None:
         # Stop taking new work first; sessions have been stopped by the session manager already.

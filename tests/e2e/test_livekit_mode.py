@@ -13,11 +13,6 @@ import pytest
 from livekit import api
 from livekit.protocol.ingress import DeleteIngressRequest, ListIngressRequest, UpdateIngressRequest
 
-from pyingress.config import RedisConfig
-from pyingress.control.psrpc import messages
-from pyingress.control.psrpc.methods import LIST_ACTIVE_INGRESS
-from pyingress.control.psrpc.redis_bus import RedisBus
-from pyingress.control.psrpc.rpc import RpcClient
 from tests.e2e.room_session import (
     BUFFERING,
     INACTIVE,
@@ -29,7 +24,7 @@ from tests.e2e.room_session import (
     stop_encoder,
     wait_status,
 )
-from tests.harness.livekit_cluster import LivekitCluster
+from tests.harness.livekit_cluster import LivekitCluster, list_active_ingress
 from tests.harness.publishers import TestPattern
 from tests.harness.subscriber import RoomSubscriber
 
@@ -50,25 +45,9 @@ async def lk(cluster: LivekitCluster) -> AsyncIterator[api.LiveKitAPI]:
 
 
 async def active_sessions(cluster: LivekitCluster) -> list[Any]:
-    """ListActiveIngress over the bus, as livekit-server's IngressInternal client would ask it."""
-    bus = RedisBus.from_config(RedisConfig(address=cluster.redis.address))
-    await bus.start()
-    client = RpcClient(bus, "IngressInternal")
-    client.start()
-    try:
-        await bus.wait_connected(5)
-        await bus.settled()
-        answers = await client.call_multi(
-            LIST_ACTIVE_INGRESS,
-            messages.ListActiveIngressRequest(),
-            messages.ListActiveIngressResponse,
-            topic=[""],
-            timeout_s=0.5,
-        )
-    finally:
-        client.close()
-        await bus.close()
-    return [session for answer in answers if answer.result for session in answer.result.ingress_sessions]
+    """Every worker's running sessions, from ListActiveIngress over the bus."""
+    by_server = await list_active_ingress(cluster.redis.address)
+    return [session for sessions in by_server.values() for session in sessions]
 
 
 async def test_an_rtmp_ingress_created_through_livekit_server_publishes_through_the_worker(

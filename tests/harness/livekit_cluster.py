@@ -10,6 +10,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from pyingress.config import RedisConfig
+from pyingress.control.psrpc import messages
+from pyingress.control.psrpc.methods import LIST_ACTIVE_INGRESS
+from pyingress.control.psrpc.redis_bus import RedisBus
+from pyingress.control.psrpc.rpc import RpcClient
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.ports import free_port
 from tests.harness.pyingress_peer import PyingressPeer
@@ -76,3 +81,26 @@ class LivekitCluster:
 
     def rtmp_url(self, worker: int, stream_key: str) -> str:
         return f"rtmp://127.0.0.1:{self.workers[worker].rtmp_port}/live/{stream_key}"
+
+
+async def list_active_ingress(redis_address: str, timeout_s: float = 0.5) -> dict[str, list[Any]]:
+    """IngressInternal.ListActiveIngress over the bus, as livekit-server's client would ask it (it gathers every
+    worker's answer until the timeout): server id → that worker's sessions (``rpc.IngressSession``)."""
+    bus = RedisBus.from_config(RedisConfig(address=redis_address))
+    await bus.start()
+    client = RpcClient(bus, "IngressInternal")
+    client.start()
+    try:
+        await bus.wait_connected(5)
+        await bus.settled()
+        answers = await client.call_multi(
+            LIST_ACTIVE_INGRESS,
+            messages.ListActiveIngressRequest(),
+            messages.ListActiveIngressResponse,
+            topic=[""],
+            timeout_s=timeout_s,
+        )
+    finally:
+        client.close()
+        await bus.close()
+    return {a.server_id: list(a.result.ingress_sessions) for a in answers if a.result is not None}
