@@ -100,6 +100,19 @@ class UrlPullConfig:
 
 
 @dataclass
+class SrtConfig:
+    """The SRT listener (``srt_port``) and SRT pulls (``srt://`` URL ingresses): pyingress/ingest/srt/."""
+
+    # Server-wide SRT passphrase (AES, 10-79 characters): every publisher must encrypt with it, or its handshake
+    # is refused. Empty: no encryption required (and none accepted: libsrt enforces both ways).
+    passphrase: str = ""
+    pbkeylen: int = 16  # AES key length of the encryption above: 16, 24 or 32 bytes
+    latency: int = 120  # ms: the receiver latency we ask for (libsrt's live default); the larger side's wins
+    read_timeout: float = 10.0  # s: a connected publisher that sends nothing this long is dropped
+    base_url: str = ""  # the address encoders push to; default srt://<public_host>:<srt_port>
+
+
+@dataclass
 class RoomServerConfig:
     """The local livekit-server that ``serve`` starts while no ``ws_url`` is configured (a dev room server)."""
 
@@ -139,6 +152,8 @@ class Config:
     whip_base_url: str = ""  # IngressInfo.url for WHIP; default http://<host>:<whip_port>/w
     public_host: str = "127.0.0.1"  # host used to build the default base URLs
     rtmp: RtmpConfig = field(default_factory=RtmpConfig)
+    srt_port: int = 8890  # SRT listener (UDP) for pushes to RTMP ingresses' stream keys; negative: off
+    srt: SrtConfig = field(default_factory=SrtConfig)
     # Beyond LiveKit: a publisher that drops and comes back on the same key within this window continues the
     # same session (same participant, a short freeze for subscribers). 0 ends the session at once, as LiveKit does.
     reconnect_grace_seconds: float = 5.0
@@ -157,8 +172,20 @@ class Config:
     def default_whip_base_url(self) -> str:
         return self.whip_base_url or f"http://{self.public_host}:{self.whip_port}/w"
 
+    @property
+    def default_srt_base_url(self) -> str:
+        return self.srt.base_url or f"srt://{self.public_host}:{self.srt_port}"
 
-_PORT_KEYS = ("rtmp_port", "whip_port", "http_relay_port", "health_port", "prometheus_port", "debug_handler_port")
+
+_PORT_KEYS = (
+    "rtmp_port",
+    "whip_port",
+    "srt_port",
+    "http_relay_port",
+    "health_port",
+    "prometheus_port",
+    "debug_handler_port",
+)
 _LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
 _MODES = ("standalone", "livekit")
 
@@ -238,6 +265,8 @@ def _check(config: Config) -> None:
         config.rtmp_port = 1935
     if config.whip_port == 0:
         config.whip_port = 8080
+    if config.srt_port == 0:
+        config.srt_port = 8890
     if config.api_key and not config.api_secret:
         raise ConfigError("api_secret: required when api_key is set")
     if config.api_secret and not config.api_key:
@@ -263,10 +292,25 @@ def _check(config: Config) -> None:
             raise ConfigError(f"url_pull.{key}: {getattr(config.url_pull, key)} must be positive (seconds)")
     if config.url_pull.ca_file and not Path(config.url_pull.ca_file).is_file():
         raise ConfigError(f"url_pull.ca_file: {config.url_pull.ca_file} is not a readable file")
+    _check_srt(config.srt)
     for key in ("min_idle_ratio",):
         value = getattr(config.cpu_cost, key)
         if not 0 <= value < 1:
             raise ConfigError(f"cpu_cost.{key}: {value} must be in [0, 1)")
+
+
+def _check_srt(srt: SrtConfig) -> None:
+    # libsrt's own bounds for SRTO_PASSPHRASE and SRTO_PBKEYLEN (docs/API/API-socket-options.md).
+    if srt.passphrase and not 10 <= len(srt.passphrase) <= 79:
+        raise ConfigError(f"srt.passphrase: must be 10 to 79 characters, not {len(srt.passphrase)} (empty: off)")
+    if srt.pbkeylen not in (16, 24, 32):
+        raise ConfigError(f"srt.pbkeylen: {srt.pbkeylen} is not an AES key length (16, 24 or 32)")
+    if not 0 <= srt.latency <= 60_000:
+        raise ConfigError(f"srt.latency: {srt.latency} must be 0 to 60000 (ms)")
+    if srt.read_timeout <= 0:
+        raise ConfigError(f"srt.read_timeout: {srt.read_timeout:g} must be positive (seconds)")
+    if srt.base_url and not srt.base_url.startswith("srt://"):
+        raise ConfigError(f"srt.base_url: {srt.base_url!r} must start with srt://")
 
 
 def parse_config(text: str, env: Mapping[str, str] | None = None, development: bool = False) -> Config:

@@ -120,3 +120,30 @@ def test_serve_fails_at_start_with_a_clear_message(tmp_path: Path, text: str, me
 
 def test_config_is_a_plain_dataclass() -> None:
     assert isinstance(parse_config("", env={}), Config)
+
+
+def test_srt_keys_default_and_are_checked() -> None:
+    config = parse_config("", env={})
+    assert config.srt_port == 8890 and config.srt.passphrase == "" and config.srt.latency == 120
+    assert config.default_srt_base_url == "srt://127.0.0.1:8890"
+    config = parse_config("srt_port: 0\nsrt:\n  passphrase: a-long-secret\n  base_url: srt://edge:9000\n", env={})
+    assert config.srt_port == 8890 and config.srt.passphrase == "a-long-secret"
+    assert config.default_srt_base_url == "srt://edge:9000"
+    assert parse_config("srt_port: -1\n", env={}).srt_port == -1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("srt_port: 70000\n", "srt_port: 70000 is not a valid port"),
+        ("srt:\n  passphrase: short\n", "srt.passphrase: must be 10 to 79 characters, not 5"),
+        ("srt:\n  pbkeylen: 20\n", "srt.pbkeylen: 20 is not an AES key length"),
+        ("srt:\n  latency: -5\n", "srt.latency: -5 must be 0 to 60000"),
+        ("srt:\n  read_timeout: 0\n", "srt.read_timeout: 0 must be positive"),
+        ("srt:\n  base_url: rtmp://x\n", "srt.base_url: 'rtmp://x' must start with srt://"),
+        ("srt:\n  latncy: 5\n", "srt.latncy: unknown key"),
+    ],
+)
+def test_bad_srt_keys_are_refused_naming_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        parse_config(text, env={})
