@@ -9,6 +9,7 @@ that names it.
 
 from pyingress.config import Config, ConfigError
 from pyingress.control.admission import Admission, CpuAdmission
+from pyingress.control.ids import new_node_id
 from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPlane, open_livekit_control
 from pyingress.control.standalone import StandaloneControlPlane, open_standalone_control
 from pyingress.control.state import SessionRegistry
@@ -17,6 +18,7 @@ from pyingress.ingest.pull.door import PullSettings, UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
 from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.media.launcher import WorkerLauncher, default_launcher
+from pyingress.node_metrics import NodeMetrics
 from pyingress.room_server import RoomConnection, RoomServerOptions
 from pyingress.service import IngressService
 from pyingress.session.manager import PullDoor, SessionManager
@@ -82,23 +84,27 @@ def build_service(config: Config) -> IngressService:
     control = open_standalone_control(config)
     try:
         registry = SessionRegistry()
+        capacity = CpuAdmission(config.cpu_cost)
         sessions = SessionManager(
             config,
             control,
             registry,
-            Admission(control, CpuAdmission(config.cpu_cost)),
+            Admission(control, capacity),
             room,
             pull_doors=pull_doors(config),
         )
         plane = StandaloneControlPlane.around(
             config, control, registry, start_pull=sessions.start_pull if sessions.pulls else None
         )
+        node_id = config.node_id or new_node_id()
         return IngressService(
             config,
+            node_id=node_id,
             room=room,
             control_plane=plane,
             workers=MediaWorkers(default_launcher()),
             sessions=sessions,
+            node=NodeMetrics(node_id, sessions, capacity),
             front_doors=push_doors(config, sessions),
         )
     except BaseException:  # e.g. an RTMPS certificate that does not load: the store opened above is closed
@@ -115,16 +121,20 @@ def build_livekit_worker(config: Config) -> IngressService:
     room = room_connection(config)
     bus, control = open_livekit_control(config)
     registry = BusSessionRegistry()
+    capacity = CpuAdmission(config.cpu_cost)
     sessions = SessionManager(
         config,
         control,
         registry,
-        Admission(control, CpuAdmission(config.cpu_cost)),
+        Admission(control, capacity),
         room,
         pull_doors=pull_doors(config),
     )
+    node_id = config.node_id or new_node_id()
     return IngressService(
         config,
+        node_id=node_id,
+        node=NodeMetrics(node_id, sessions, capacity),
         room=room,
         control_plane=LivekitControlPlane(bus, control, registry, sessions),
         workers=MediaWorkers(default_launcher()),

@@ -10,6 +10,13 @@
     pyingress_source_keyframe_requests_total{input}    keyframes asked of senders, by the pipeline, the room or
                                                        a dropped layer (counted also when the door cannot ask)
 
+LiveKit's own, by its names and labels (reference ingress.md §7), for boards and autoscalers built for
+livekit/ingress:
+
+    livekit_ingress_packet_latency_seconds{track,ingress_type}  packet in → encoded frame out, LiveKit's buckets
+    livekit_node_cpu_load, livekit_ingress_available, livekit_ingress_requests, livekit_ingress_publish_status
+                                                       per node, computed at each scrape (node_metrics.py)
+
 ``input`` is the IngressInput name on the session metrics, and on the source metrics the front door's protocol
 (rtmp, rtmps, whip, …): what a ``MediaSource`` knows of itself.
 
@@ -19,7 +26,7 @@ session's report into increments, so the process-wide totals stay monotonic as s
 
 from collections.abc import Mapping
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 SESSIONS = Gauge("pyingress_sessions", "Ingress sessions running now", ["input"])
 SESSIONS_ENDED = Counter("pyingress_sessions_ended", "Ingress sessions ended", ["input", "result"])
@@ -36,6 +43,15 @@ SOURCE_PACKETS_DROPPED = Counter(
 )
 SOURCE_KEYFRAME_REQUESTS = Counter(
     "pyingress_source_keyframe_requests", "Keyframes asked of senders, whether or not the door can ask", ["input"]
+)
+
+# 5 ms doubling to ~10 s: livekit/ingress's buckets (0.005 · 2^k, k = 0..11).
+LATENCY_BUCKETS = tuple(0.005 * 2**k for k in range(12))
+PACKET_LATENCY = Histogram(
+    "livekit_ingress_packet_latency_seconds",
+    "Packet in to encoded frame out, per output track (audio, HIGH, MEDIUM, LOW) and input type",
+    ["track", "ingress_type"],
+    buckets=LATENCY_BUCKETS,
 )
 
 _TRACKS = frozenset({"video", "audio", "LOW", "MEDIUM", "HIGH"})

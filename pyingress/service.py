@@ -17,7 +17,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pyingress import __version__
 from pyingress.config import Config
-from pyingress.control.ids import new_node_id
 from pyingress.ingest.door import FrontDoor
 from pyingress.room_server import RoomConnection
 
@@ -36,6 +35,12 @@ class Sessions(Component, Protocol):
         ...
 
 
+class NodeStatus(Component, Protocol):
+    def available(self) -> bool:
+        """Whether this node would take a session of any kind now (LiveKit's availability rule)."""
+        ...
+
+
 class ControlPlane(Component, Protocol):
     """Who owns the ingress records for this mode, and the routes it serves on the HTTP listener (if any)."""
 
@@ -47,21 +52,24 @@ class IngressService:
         self,
         config: Config,
         *,
+        node_id: str,
         room: RoomConnection,
         control_plane: ControlPlane,
         workers: Component,
         sessions: Sessions,
+        node: NodeStatus,
         front_doors: Sequence[FrontDoor],
     ) -> None:
         self.config = config
-        self.node_id = config.node_id or new_node_id()
+        self.node_id = node_id
         self.room = room
         self.control_plane = control_plane
         self.sessions = sessions
+        self.node = node
         self.front_doors = list(front_doors)
         # Start order: where to publish, who owns the records, the workers, the sessions, then the doors that
         # let publishers in.  Closed in reverse: doors first, so nothing new arrives while sessions end.
-        self._components: list[Component] = [room, control_plane, workers, sessions, *self.front_doors]
+        self._components: list[Component] = [room, control_plane, workers, sessions, node, *self.front_doors]
         self._started: list[Component] = []
         self.http_app = web.Application(client_max_size=1024 * 1024)
         self.http_app.router.add_get("/health", self._health)
@@ -81,7 +89,8 @@ class IngressService:
         return web.Response(text="Healthy")
 
     async def _availability(self, request: web.Request) -> web.Response:
-        if self.shutting_down:
+        # What a load balancer asks: draining, or too busy to take one more session of the costliest kind → 503.
+        if self.shutting_down or not self.node.available():
             return web.Response(status=503, text="Not available")
         return web.Response(text="Available")
 

@@ -20,6 +20,7 @@ from pyingress.control.standalone import StandaloneControlPlane
 from pyingress.ingest.pull.door import UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
 from pyingress.ingest.whip.front_door import WhipFrontDoor
+from pyingress.node_metrics import NodeMetrics
 from pyingress.room_server import RoomConnection
 from pyingress.session.manager import SessionManager
 from tests.harness.ports import free_port
@@ -60,7 +61,15 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
     assert sessions.pull_doors["http"] is sessions.pull_doors["https"]
     assert plane.api.url_session_starter == sessions.start_pull
     order = [type(component) for component in service._components]
-    assert order == [RoomConnection, StandaloneControlPlane, MediaWorkers, SessionManager, RtmpFrontDoor, WhipFrontDoor]
+    assert order == [
+        RoomConnection,
+        StandaloneControlPlane,
+        MediaWorkers,
+        SessionManager,
+        NodeMetrics,
+        RtmpFrontDoor,
+        WhipFrontDoor,
+    ]
     plane.store.close()
 
 

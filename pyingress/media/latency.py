@@ -7,6 +7,7 @@ includes queueing, decoding, scaling, encoding and both pipe hops.
 
 import collections
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -35,6 +36,11 @@ class LatencyRecorder:
         self.first_keyframe_in_ns: int | None = None
         self.first_video_out_ns: int | None = None
         self.first_audio_out_ns: int | None = None
+        self._observers: list[Callable[[str, float], None]] = []
+
+    def observe(self, observer: Callable[[str, float], None]) -> None:
+        """Call ``observer(track, seconds)`` for every sample from now on (from the pipeline's threads)."""
+        self._observers.append(observer)
 
     def packet_in(self, kind: str, keyframe: bool, now_ns: int) -> None:
         if kind == "video" and keyframe and self.first_keyframe_in_ns is None:
@@ -46,6 +52,8 @@ class LatencyRecorder:
             if samples is None:
                 samples = self._samples[track] = collections.deque(maxlen=self._keep)
             samples.append((now_ns - arrival_ns) / 1e6)
+        for observer in self._observers:
+            observer(track, (now_ns - arrival_ns) / 1e9)
         if track == "audio":
             if self.first_audio_out_ns is None:
                 self.first_audio_out_ns = now_ns

@@ -11,6 +11,7 @@ psrpc ``StartIngress`` in livekit mode.  The pull door registered for the URL's 
 """
 
 import asyncio
+import collections
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class SessionManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
         self.draining = False  # SIGTERM: nothing new, running sessions go on until they end
+        self.publish_outcomes: collections.Counter[tuple[int, str]] = collections.Counter()  # (input, status)
 
     async def start(self) -> None:
         self._settings = SessionSettings(
@@ -108,6 +110,25 @@ class SessionManager:
 
     async def admit_push(self, stream_key: str, input_type: int) -> str:
         """Admit a publisher; returns the resource id of the session its source must be attached to."""
+        try:
+            resource_id = await self._take_turn(stream_key, input_type)
+        except IngressError as exc:
+            self._count_publish(input_type, "4xx" if exc.http_status < 500 else "5xx")
+            raise
+        except Exception:
+            self._count_publish(input_type, "internal")
+            raise
+        self._count_publish(input_type, "success")
+        return resource_id
+
+    def _count_publish(self, input_type: int, status: str) -> None:
+        """LiveKit's publish status: success, 4xx, 5xx or internal per input type (metrics.py)."""
+        self.publish_outcomes[(input_type, status)] += 1
+
+    def running_sessions(self) -> list[IngressSession]:
+        return [session for session in self._by_resource.values() if not session.done]
+
+    async def _take_turn(self, stream_key: str, input_type: int) -> str:
         if not self.accepting:
             raise SERVER_SHUTTING_DOWN
         # One lock per key while anyone holds or waits for it (a released lock looks free before its next waiter

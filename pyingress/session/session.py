@@ -20,6 +20,7 @@ best one a simulcast publisher described.
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescriptio
 from pyingress.media.pipeline import MediaPipeline, open_pipeline
 from pyingress.media.presets import resolve_audio, resolve_video
 from pyingress.media.sinks import CallbackSink
-from pyingress.metrics import SESSIONS, SESSIONS_ENDED, PipelineCounters
+from pyingress.metrics import PACKET_LATENCY, SESSIONS, SESSIONS_ENDED, PipelineCounters
 from pyingress.publish.livekit.token import ingress_join_token_for
 from pyingress.publish.publication import (
     AudioTrackPlan,
@@ -166,6 +167,7 @@ class IngressSession:
         SESSIONS.labels(input_name).inc()
         try:
             self._pipeline = await asyncio.to_thread(self._pipeline_factory, config, sink)
+            self._pipeline.latency.observe(functools.partial(_observe_latency, input_name))
             error = await self._supervise()
         except IngressError as exc:
             error = exc.message
@@ -401,3 +403,7 @@ class _Marker:
 
 
 _WAKE: PipelineEvent = _Marker()  # type: ignore[assignment]
+
+
+def _observe_latency(ingress_type: str, track: str, seconds: float) -> None:
+    PACKET_LATENCY.labels(track, ingress_type).observe(seconds)

@@ -52,7 +52,8 @@ def _stored_state(peer: PyingressPeer, ingress_id: str) -> int:
 async def test_sigterm_refuses_new_publishes_and_exits_once_the_running_session_ends(
     pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
 ) -> None:
-    peer = pyingress_factory({"reconnect_grace_seconds": 1})
+    # Small costs, so that the node still says "available" with this session running, until SIGTERM.
+    peer = pyingress_factory({"reconnect_grace_seconds": 1, "cpu_cost": {"rtmp_cpu_cost": 0.1, "url_cpu_cost": 0.1}})
     assert peer.process is not None
     room, identity = "drain-term", "enc-drain"
     async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
@@ -65,8 +66,9 @@ async def test_sigterm_refuses_new_publishes_and_exits_once_the_running_session_
                 await viewer.first_video_frame(identity)
                 await wait_status(client, info.ingress_id, PUBLISHING)
 
-                peer.process.send_signal(signal.SIGTERM)
                 availability = f"{peer.http_url}/availability"
+                assert _status(availability) == 200
+                peer.process.send_signal(signal.SIGTERM)
                 took = await _until(lambda: _status(availability) == 503, 2, "/availability 503 after SIGTERM")
                 assert took < 1.0
 
