@@ -107,3 +107,13 @@ def playlist_segments(playlist: Path) -> list[str]:
     except OSError:
         return []
     return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def make_rotated(directory: Path, source: Path, degrees: int = 90) -> Path:
+    """``source`` remuxed into an MP4 whose display matrix says "turn by ``degrees``" (as phones record)."""
+    path = directory / f"{source.stem}-rot{degrees}.mp4"
+    if not path.exists():
+        command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(source), "-c", "copy"]
+        command += ["-metadata:s:v:0", f"rotate={degrees}", str(path)]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+    return path

@@ -6,8 +6,10 @@ and picks one video and one audio stream: FFmpeg's best of each, never a cover p
 "video" stream of one JPEG).  Everything else is discarded, so an HLS master fetches the chosen variant only.
 
 ``MediaReader`` yields ``StreamDescription``s first, then ``EncodedPacket``s with the container's own timestamps;
-the worker paces them (pacing.py).  The end of the media is checked: a file that stops well before the duration
-its container announced was cut short (a truncated upload, a lying server) and ends in ERROR, not COMPLETE.
+the worker paces them (pacing.py).  A rotated H.264/HEVC video (an MP4's display matrix) gets the rotation
+written into its keyframes as a display-orientation SEI (orientation.py), so it is turned upright like a phone's
+RTMP.  The end of the media is checked: a file that stops well before the duration its container announced was
+cut short (a truncated upload, a lying server) and ends in ERROR, not COMPLETE.
 """
 
 import logging
@@ -24,6 +26,7 @@ from av.video.codeccontext import VideoCodecContext
 
 from pyingress.ingest.pull.formats import check_container
 from pyingress.ingest.pull.opener import PullOpener
+from pyingress.ingest.pull.orientation import Orienter
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
 
 log = logging.getLogger("pyingress.pull")
@@ -95,6 +98,8 @@ class MediaReader:
         self.duration = container.duration / 1e6 if container.duration and container.duration > 0 else None
         self.position = 0.0
         self.packets = 0
+        self.rotation = 0
+        self._orienter: Orienter | None = None
         self._last_dts: dict[int, int] = {}
 
     def _pick(self, kind: MediaKind) -> av.stream.Stream | None:
@@ -172,6 +177,11 @@ class MediaReader:
             pts = packet.pts if packet.pts is not None else dts
             self._last_dts[stream.index] = dts
             is_video = stream.index == video_index
+            data = bytes(packet)
+            if is_video and packet.is_keyframe:
+                if self._orienter is None:
+                    self._orienter = self._orienter_for(packet)
+                data = self._orienter.apply(data)
             seconds = float(dts * time_base)
             if self.start is not None:
                 self.position = max(self.position, seconds - self.start)
@@ -179,13 +189,28 @@ class MediaReader:
             yield EncodedPacket(
                 kind="video" if is_video else "audio",
                 codec=_codec_name(stream),
-                data=bytes(packet),
+                data=data,
                 pts=pts,
                 dts=dts,
                 time_base=Fraction(time_base),
                 keyframe=packet.is_keyframe if is_video else True,  # audio frames stand alone
             )
         self._check_complete()
+
+    def _orienter_for(self, keyframe: av.Packet) -> Orienter:
+        """The container's rotation, read off the first picture: FFmpeg hands a stream's display matrix to the
+        pictures its own decoder makes (PyAV has no reader for the stream's side data)."""
+        assert self.video is not None
+        codec = _codec_name(self.video)
+        if codec in ("h264", "hevc"):
+            context = cast(VideoCodecContext, self.video.codec_context)
+            try:
+                frames = context.decode(keyframe) or context.decode(None)
+                self.rotation = round(getattr(frames[0], "rotation", 0) or 0) if frames else 0
+            except (av.error.FFmpegError, ValueError) as error:
+                log.info("cannot read the rotation of %s: %s", self.url, error)
+        extradata = self.video.codec_context.extradata
+        return Orienter(codec, bytes(extradata) if extradata else None, self.rotation)
 
     def _check_complete(self) -> None:
         if self.packets == 0:
