@@ -16,7 +16,7 @@ from pyingress.control.psrpc.methods import LIST_ACTIVE_INGRESS
 from pyingress.control.psrpc.redis_bus import RedisBus
 from pyingress.control.psrpc.rpc import RpcClient
 from tests.harness.livekit_peer import LivekitPeer
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, free_udp_port
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.redis_peer import RedisPeer
 
@@ -25,7 +25,8 @@ class LivekitWorker(PyingressPeer):
     """`pyingress serve` in livekit mode."""
 
     def __init__(self, workdir: Path, ws_url: str, redis_address: str, extra: dict[str, Any] | None = None) -> None:
-        config: dict[str, Any] = {"mode": "livekit", "redis": {"address": redis_address}}
+        # Every listener on a port of its own: tests run beside other pyingress instances (SRT listens on UDP).
+        config: dict[str, Any] = {"mode": "livekit", "redis": {"address": redis_address}, "srt_port": free_udp_port()}
         super().__init__(workdir, ws_url, {**config, **(extra or {})})
 
     @property
