@@ -231,6 +231,9 @@ class IngressSession:
         if isinstance(item, StreamDescription):
             if self._chosen is None:
                 self._held[item.layer] = item
+                # Announced, though not fed yet: publishing waits for this kind as for any other (a publisher
+                # whose audio arrives before its first video packet would otherwise be published audio-only).
+                self._kinds.add(item.kind)
             return []
         chosen: list[SourceItem] = []
         if self._chosen is None:
