@@ -42,12 +42,14 @@ from pyingress.media.events import (
     PipelineFailed,
     PipelineStats,
     StatsUpdated,
+    UpstreamKeyframeNeeded,
 )
 from pyingress.media.flow import PacketQueue
 from pyingress.media.latency import LatencyRecorder
 from pyingress.media.launcher import WorkerLauncher, WorkerProcess, default_launcher
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
 from pyingress.media.passthrough import PassthroughPipeline
+from pyingress.media.recovery import OutputClock, RestartBudget
 from pyingress.media.sinks import PipelineSink, track_name
 from pyingress.media.transcoder import Transcoder
 from pyingress.media.wire import (
@@ -185,7 +187,12 @@ class _QueuedPipeline:
 
 
 class ProcessPipeline(_QueuedPipeline):
-    """A worker process per session; see worker.py for why."""
+    """A worker process per session (see worker.py for why), replaced when it dies (media/recovery.py).
+
+    Each worker has its own writer, reader and stderr threads, tagged with a generation: after a restart the old
+    ones find a newer generation and leave.  A new worker is told the config, the streams and which layers are
+    paused, then takes the queued packets from where the old one stopped; its decoder starts at the next keyframe,
+    which the source is asked for (``UpstreamKeyframeNeeded``)."""
 
     def __init__(
         self,
@@ -193,32 +200,57 @@ class ProcessPipeline(_QueuedPipeline):
         sink: PipelineSink,
         clock: Clock = time.monotonic_ns,
         launcher: WorkerLauncher | None = None,
+        restarts: RestartBudget | None = None,
     ) -> None:
         super().__init__(config, sink, clock)
         self._control: deque[bytes] = deque()  # keyframe/layer requests overtake queued media
         self._stderr_tail: deque[str] = deque(maxlen=5)
         self._writer_idle = False  # the writer thread waits with nothing buffered: push() may write itself
-        self.process: WorkerProcess = (launcher or default_launcher()).launch()
-        assert self.process.stdin is not None
-        self._stdin_fd = self.process.stdin.fileno()
+        self._launcher = launcher or default_launcher()
+        self._restarts = restarts or RestartBudget()
+        self._output = OutputClock(clock)
+        self._streams: dict[str, StreamDescription] = {}  # what a restarted worker is told again
+        self._layers_active: dict[int, bool] = {}
+        self._generation = 0
+        self._threads: list[threading.Thread] = []
+        self.restarts = 0
+        self._start_worker(encode_config(config))
+
+    def _start_worker(self, first_message: bytes) -> None:
+        """Launch a worker and its threads (under ``_cond`` when replacing one)."""
+        process = self._launcher.launch()
+        assert process.stdin is not None
+        self.process: WorkerProcess = process
+        self._stdin_fd = process.stdin.fileno()
         self._pipe_size = _pipe_capacity(self._stdin_fd)
-        self._threads = [
-            threading.Thread(target=self._write_loop, name="media-writer", daemon=True),
-            threading.Thread(target=self._read_loop, name="media-reader", daemon=True),
-            threading.Thread(target=self._stderr_loop, name="media-stderr", daemon=True),
+        self._writer_idle = False
+        self._generation += 1
+        generation = self._generation
+        threads = [
+            threading.Thread(target=self._write_loop, args=(process, generation, first_message), name="media-writer"),
+            threading.Thread(target=self._read_loop, args=(process, generation), name="media-reader"),
+            threading.Thread(target=self._stderr_loop, args=(process,), name="media-stderr"),
         ]
-        self._first_message = encode_config(config)
-        for thread in self._threads:
+        self._threads = threads
+        for thread in threads:
+            thread.daemon = True
             thread.start()
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    def add_stream(self, desc: StreamDescription) -> None:
+        with self._cond:
+            self._streams[desc.kind] = desc
+        super().add_stream(desc)
+
     def request_keyframe(self, quality: int) -> None:
         self._control_message(encode_keyframe_request(quality))
 
     def set_layer_active(self, quality: int, active: bool) -> None:
+        with self._cond:
+            self._layers_active[quality] = active
         self._control_message(encode_layer_active(quality, active))
 
     def _control_message(self, data: bytes) -> None:
@@ -231,17 +263,21 @@ class ProcessPipeline(_QueuedPipeline):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            process, threads = self.process, self._threads
         with contextlib.suppress(OSError):
-            if self.process.stdin is not None:
-                self.process.stdin.close()
+            if process.stdin is not None:
+                process.stdin.close()
         try:
-            self.process.wait(timeout=1.0)
+            process.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        for thread in self._threads:
+            process.kill()
+            process.wait()
+        for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=2.0)
+
+    def _deliver_frame(self, frame: OutputFrame, arrival_ns: int) -> None:
+        super()._deliver_frame(self._output.deliver(frame), arrival_ns)
 
     def _write_now(self, packet: EncodedPacket, now: int) -> bool:
         """In real time the writer thread is idle when a packet comes: writing it here saves waking that thread
@@ -259,19 +295,23 @@ class ProcessPipeline(_QueuedPipeline):
         self._inline_writes += 1
         return True
 
-    def _write_loop(self) -> None:
-        stdin = self.process.stdin
+    def _write_loop(self, process: WorkerProcess, generation: int, first_message: bytes) -> None:
+        stdin = process.stdin
         assert stdin is not None
         try:
-            stdin.write(self._first_message)
+            stdin.write(first_message)
             stdin.flush()
             flushed = True
             while True:
                 with self._cond:
+                    if generation != self._generation:
+                        return  # a newer worker has its own writer
                     # push() may write itself only while this thread waits with nothing left in its buffer.
                     self._writer_idle = flushed
                     while not self._control and not self._queue and not self._closed:
                         self._cond.wait()
+                        if generation != self._generation:
+                            return
                     self._writer_idle = False
                     if self._closed:
                         return
@@ -293,8 +333,8 @@ class ProcessPipeline(_QueuedPipeline):
         except (BrokenPipeError, ValueError, OSError):
             return  # the worker is gone; the reader reports why
 
-    def _read_loop(self) -> None:
-        stdout = self.process.stdout
+    def _read_loop(self, process: WorkerProcess, generation: int) -> None:
+        stdout = process.stdout
         assert stdout is not None
         reader = MessageReader()
         fd = stdout.fileno()
@@ -310,19 +350,47 @@ class ProcessPipeline(_QueuedPipeline):
                         self._deliver_event(message.event)
         except WireError as error:
             self._deliver_event(PipelineFailed(f"media worker sent garbage: {error}"))
-            self.process.kill()
-        code = self.process.wait()
-        if not self._finished.is_set() and not self._closed:
-            self._deliver_event(PipelineFailed(f"media worker exited unexpectedly ({_describe_exit(code)})"))
+            process.kill()
+        code = process.wait()
+        if self._finished.is_set() or self._closed or generation != self._generation:
+            return
+        how = _describe_exit(code)
+        if not self._replace_worker(how):
+            last_words = f": {self._stderr_tail[-1]}" if self._stderr_tail else ""
+            self._deliver_event(PipelineFailed(f"media worker exited unexpectedly ({how}){last_words}"))
 
-    def _stderr_loop(self) -> None:
-        stderr = self.process.stderr
+    def _replace_worker(self, how: str) -> bool:
+        """A new worker in the dead one's place, if the budget allows; the session carries on."""
+        with self._cond:
+            if self._closed or self._ended or not self._restarts.allow():
+                return False
+            first = encode_config(self.config) + b"".join(encode_stream(d) for d in self._streams.values())
+            first += b"".join(encode_layer_active(q, on) for q, on in self._layers_active.items() if not on)
+            try:
+                self._start_worker(first)
+            except OSError as error:
+                log.warning("session %s: could not restart its media worker: %s", self.config.session_id, error)
+                return False
+            self._output.restarted()
+            self.restarts += 1
+            self._cond.notify_all()  # the old writer leaves
+        log.warning(
+            "session %s: media worker %s; restarted it (pid %d), from the next keyframe",
+            self.config.session_id,
+            how,
+            self.process.pid,
+        )
+        self._deliver_event(UpstreamKeyframeNeeded(None))  # the new decoder starts at a keyframe: ask for one now
+        return True
+
+    def _stderr_loop(self, process: WorkerProcess) -> None:
+        stderr = process.stderr
         assert stderr is not None
         for raw in stderr:
             line = raw.decode(errors="replace").rstrip()
             if line:
                 self._stderr_tail.append(line)
-                log.info("media worker %s: %s", self.process.pid, line)
+                log.info("media worker %s: %s", process.pid, line)
 
 
 def _pipe_capacity(fd: int) -> int | None:

@@ -353,7 +353,10 @@ class IngressSession:
             self._pipeline.request_keyframe(quality)
 
     def _on_upstream_keyframe_needed(self, event: UpstreamKeyframeNeeded) -> None:
-        self.slot.request_keyframe(event.quality)
+        layer = event.quality
+        if layer is None and self._transcode:
+            layer = self._chosen  # a restarted transcoder needs one on the layer it is fed (None: the only one)
+        self.slot.request_keyframe(layer)
 
     def _on_layers_changed(self, active: frozenset[int]) -> None:
         if self._pipeline is None or self._video_ready is None:

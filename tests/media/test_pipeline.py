@@ -5,6 +5,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from livekit.protocol.models import VideoCodec, VideoQuality
 
 from pyingress.media.config import PipelineConfig
-from pyingress.media.events import PipelineEnded, PipelineFailed
+from pyingress.media.events import PipelineEnded, PipelineFailed, UpstreamKeyframeNeeded
 from pyingress.media.pipeline import MediaPipeline, ProcessPipeline, ThreadPipeline, open_pipeline
 from pyingress.media.presets import VideoEncoding, audio_preset, video_preset
 from tests.media.media_helpers import Collector, Source, demux, make_clip, push_all
@@ -76,27 +77,61 @@ def test_a_corrupt_bitstream_ends_its_session_in_error_and_the_other_keeps_produ
     assert broken.count(MEDIUM) < 70  # nothing after the garbage started (2 s at 30 fps)
 
 
-def test_a_crashing_worker_ends_only_its_session_with_a_clear_message(clips: Path) -> None:
+def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_crashed_worker_is_replaced_and_its_session_carries_on_in_time(clips: Path) -> None:
     source = _source(clips)
     crashed, healthy = Collector(), Collector()
     victim = ProcessPipeline(LIVE, crashed)
     good = ProcessPipeline(LIVE, healthy)
     feeders = [_run_live(victim, source), _run_live(good, source)]
     try:
-        deadline = time.monotonic() + 20
-        while crashed.count(MEDIUM) < 30:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(victim.pid, signal.SIGSEGV)  # what a native decoder bug looks like from outside
-        assert victim.wait(10) and good.wait(30)
+        _wait_for(lambda: crashed.count(MEDIUM) >= 30)
+        first_pid, before = victim.pid, crashed.count(MEDIUM)
+        os.kill(first_pid, signal.SIGSEGV)  # what a native decoder bug looks like from outside
+        _wait_for(lambda: crashed.count(MEDIUM) >= before + 30)  # frames again, from the new worker
+        assert victim.wait(30) and good.wait(30)
         for feeder in feeders:
             feeder.join()
     finally:
         victim.close()
         good.close()
-    assert crashed.failure == "media worker exited unexpectedly (killed by SIGSEGV)"
+    assert crashed.failure is None and crashed.of(PipelineEnded) and victim.restarts == 1
+    assert victim.pid != first_pid
+    assert crashed.of(UpstreamKeyframeNeeded) == [UpstreamKeyframeNeeded(None)]  # asked of the publisher at once
+    for track in (MEDIUM, LOW, "audio"):
+        times = [float(frame.pts * frame.time_base) for frame in crashed.frames[track]]
+        assert times == sorted(times) and len(set(times)) == len(times), track  # the room's clock never steps back
+    resumed = crashed.frames[MEDIUM][before:]
+    assert resumed[0].keyframe  # the new worker starts where a subscriber can
     # A loaded machine may skip a few stale frames (the live time bound); it must never stop or fail.
     assert healthy.failure is None and healthy.of(PipelineEnded) and healthy.count(MEDIUM) >= 170
+
+
+def test_the_fourth_crash_in_a_minute_ends_only_its_session_with_a_clear_message(clips: Path) -> None:
+    source = _source(clips)
+    crashed = Collector()
+    victim = ProcessPipeline(LIVE, crashed)
+    feeder = _run_live(victim, source, speed=1.0)
+    try:
+        for crash in range(4):
+            frames = crashed.count(LOW)
+            _wait_for(lambda frames=frames: crashed.count(LOW) > frames)
+            os.kill(victim.pid, signal.SIGKILL)
+            if crash < 3:
+                _wait_for(lambda crash=crash: victim.restarts == crash + 1)
+        assert victim.wait(10)
+        feeder.join()
+    finally:
+        victim.close()
+    assert victim.restarts == 3
+    assert crashed.failure is not None
+    assert crashed.failure.startswith("media worker exited unexpectedly (killed by SIGKILL)")
 
 
 def test_the_thread_pipeline_reports_a_broken_stream_the_same_way(clips: Path) -> None:
