@@ -235,6 +235,7 @@ class ProcessPipeline(_QueuedPipeline):
         for thread in threads:
             thread.daemon = True
             thread.start()
+        log.info("session %s: media worker pid %d", self.config.session_id, process.pid)
 
     @property
     def pid(self) -> int:
