@@ -23,7 +23,11 @@ from pyingress.webrtc.sdp import MID_URI, RID_URI, join_sections
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 ACCEPTED_EXTENSIONS = (MID_URI, RID_URI, ABS_SEND_TIME_URI)
-ACCEPTED_FEEDBACK = {"video": ("nack", "nack pli", "ccm fir", "goog-remb"), "audio": ()}
+START_BITRATE_KBPS = 2500  # the default preset's 720p ladder: 1.7 + 0.6 + 0.2 Mb/s
+ACCEPTED_FEEDBACK = {
+    "video": ("nack", "nack pli", "ccm fir", "goog-remb"),
+    "audio": (),
+}
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,14 @@ def _accepted(media: OfferedMedia, codec: Codec, local: LocalTransport, setup: s
     for feedback in ACCEPTED_FEEDBACK.get(media.kind, ()):
         if feedback in codec.feedback:
             lines.append(f"a=rtcp-fb:{pt} {feedback}")
-    if codec.parameters:
-        lines.append(f"a=fmtp:{pt} {codec.fmtp()}")
+    parameters = codec.fmtp()
+    if media.kind == "video" and "goog-remb" in codec.feedback:
+        # Chromium starts at 300 kb/s and scales a 720p camera down to fit; the REMB we send lifts its estimate
+        # within two seconds, but its encoder takes ~20 s to scale back up.  Starting where REMB will put it
+        # anyway skips that (an offer-side Chromium extension, ignored by everyone else).
+        parameters = ";".join(p for p in (parameters, f"x-google-start-bitrate={START_BITRATE_KBPS}") if p)
+    if parameters:
+        lines.append(f"a=fmtp:{pt} {parameters}")
     if media.rids:
         lines += [f"a=rid:{rid} recv" for rid in media.rids]
         lines.append("a=simulcast:recv " + ";".join(media.rids))

@@ -10,8 +10,10 @@ rid order HIGH, MEDIUM, LOW as livekit/ingress), a ``FrameAssembler``, the codec
   clock rate from there, so tracks and layers share one session clock (microseconds).  A stream that re-anchors
   never goes backwards: pass-through would read that as B-frames.
 - RTCP out, once a second: receiver reports (loss, jitter, LSR/DLSR, so the publisher's own estimate works and
-  browsers stop tagging packets with rid/mid), REMB when negotiated (a browser otherwise creeps up from its start
-  bitrate), and NACKs as gaps appear (``nack_due``).
+  browsers stop tagging packets with rid/mid), REMB when negotiated, and NACKs as gaps appear (``nack_due``).
+  Bandwidth: Chromium trusts a REMB in its first two seconds without loss (libwebrtc's start phase) and jumps to
+  it; the answer's ``x-google-start-bitrate`` makes its encoder start at full size (``answer.py``).  Transport-cc
+  is not answered: feedback of ours made Chromium settle at ~90 kb/s here (cause not found; REMB works).
 """
 
 import logging
@@ -190,6 +192,7 @@ class WhipReceiver:
         if not self.streams:
             return
         now = self.clock()
+        log.debug("publisher %s: %s", self.source.resource_id, self.counters)
         reports = []
         for stream in self.streams.values():
             s = stream.stats

@@ -41,6 +41,8 @@ def test_a_simulcast_answer_receives_every_rid_with_one_codec_per_section() -> N
     assert attribute_values(section, "rid") == ["f recv", "h recv", "q recv"]
     assert attribute_values(section, "simulcast") == ["recv f;h;q"]
     assert attribute_values(section, "rtcp-fb") == ["96 nack", "96 nack pli", "96 ccm fir", "96 goog-remb"]
+    # REMB answered: Chromium starts its encoder where our REMB will put its estimate anyway.
+    assert attribute_values(section, "fmtp") == ["96 x-google-start-bitrate=2500"]
     assert video.dtls is not None and video.dtls.role == "server"  # a=setup:passive: the publisher connects
     assert video.ice is not None and video.ice.usernameFragment == "abcd"
     assert [c.ip for c in video.ice_candidates] == ["127.0.0.1"]

@@ -1,0 +1,153 @@
+"""Debian's headless Chromium as a WHIP publisher: its fake camera and microphone, a small page of ours that POSTs
+the offer with ``fetch`` (as a browser WHIP client does), driven by Playwright's Python package.
+
+No browser download: Playwright launches the system ``/usr/bin/chromium`` (``scripts/setup test`` installs both).
+The page is served from a Playwright route on ``http://127.0.0.1:8999`` (a secure context, so ``getUserMedia``
+works; another origin than pyingress's, so the endpoint's CORS answers are exercised too).
+"""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.harness.processes import PeerError
+
+CHROMIUM = "/usr/bin/chromium"
+PAGE_URL = "http://127.0.0.1:8999/whip.html"  # nothing listens there: a Playwright route serves the page
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--allow-loopback-in-peer-connection",
+    # mDNS would hide the host candidates; the route-served page has no address, so Chromium's local network
+    # access checks would count it as public and block its fetch to the loopback endpoint.
+    "--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
+]
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>WHIP</title><script>
+window.whip = {};
+window.publish = async (endpoint, simulcast, width, height) => {
+  const media = await navigator.mediaDevices.getUserMedia({
+    audio: true, video: {width: {exact: width}, height: {exact: height}, frameRate: 30}});
+  const pc = new RTCPeerConnection({bundlePolicy: "max-bundle"});
+  window.whip.pc = pc;
+  pc.addTransceiver(media.getAudioTracks()[0], {direction: "sendonly"});
+  const encodings = simulcast
+    ? [{rid: "f"}, {rid: "h", scaleResolutionDownBy: 2}, {rid: "q", scaleResolutionDownBy: 4}]
+    : undefined;
+  pc.addTransceiver(media.getVideoTracks()[0], {direction: "sendonly", sendEncodings: encodings});
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") return resolve();
+    pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+    setTimeout(resolve, 3000);
+  });
+  const response = await fetch(endpoint, {
+    method: "POST", headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
+  const body = await response.text();
+  window.whip.location = response.headers.get("Location");
+  if (response.status !== 201) return {status: response.status, body};
+  await pc.setRemoteDescription({type: "answer", sdp: body});
+  return {status: response.status, location: window.whip.location, answer: body};
+};
+window.outbound = async () => {
+  const stats = await window.whip.pc.getStats();
+  const found = [];
+  stats.forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video") found.push({
+      rid: s.rid || "", width: s.frameWidth || 0, height: s.frameHeight || 0, frames: s.framesSent || 0,
+      bytes: s.bytesSent || 0, limitation: s.qualityLimitationReason || "", active: s.active});
+    if (s.type === "remote-inbound-rtp") found.push({
+      remote: s.kind, lost: s.packetsLost, fraction: s.fractionLost, rtt: s.roundTripTime});
+    if (s.type === "candidate-pair" && s.nominated) found.push({
+      pair: s.state, available: s.availableOutgoingBitrate || 0, rtt: s.currentRoundTripTime || 0});
+  });
+  return found;
+};
+window.unpublish = async (base) => {
+  const status = (await fetch(base + window.whip.location, {method: "DELETE"})).status;
+  window.whip.pc.close();
+  return status;
+};
+</script>"""
+
+
+def _require_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        raise PeerError(f"{CHROMIUM} not installed: run scripts/setup test (apt-get install chromium)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        raise PeerError("playwright not installed: run scripts/setup test (pip install playwright)") from None
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        raise PeerError("chromium is not on PATH")
+
+
+class ChromiumPublisher:
+    """``async with ChromiumPublisher() as browser: await browser.publish(endpoint, simulcast=True)``."""
+
+    def __init__(self) -> None:
+        _require_browser()
+        self._playwright: Any = None
+        self._browser: Any = None
+        self.page: Any = None
+        self.console: list[str] = []
+
+    async def __aenter__(self) -> "ChromiumPublisher":
+        from playwright.async_api import async_playwright
+
+        self._playwright = await async_playwright().start()
+        self._browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        context = await self._browser.new_context()
+        await context.route(PAGE_URL, lambda route: route.fulfill(status=200, content_type="text/html", body=PAGE))
+        self.page = await context.new_page()
+        self.page.on("console", lambda message: self.console.append(message.text))
+        await self.page.goto(PAGE_URL)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._browser is not None:
+            await self._browser.close()
+        if self._playwright is not None:
+            await self._playwright.stop()
+
+    async def publish(
+        self, endpoint: str, *, simulcast: bool = False, size: tuple[int, int] = (1280, 720)
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.page.evaluate(
+            "([e, s, w, h]) => window.publish(e, s, w, h)", [endpoint, simulcast, size[0], size[1]]
+        )
+        return result
+
+    async def outbound(self) -> list[dict[str, Any]]:
+        """The browser's own view of what it sends, per rid (frameWidth, qualityLimitationReason …)."""
+        found: list[dict[str, Any]] = await self.page.evaluate("() => window.outbound()")
+        return found
+
+    async def wait_sending(self, widths: set[int], timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Until the browser sends every one of ``widths`` (its own bandwidth estimate decides when), or timeout."""
+        import asyncio
+        import time
+
+        deadline = time.monotonic() + timeout
+        stats = await self.outbound()
+        while time.monotonic() < deadline:
+            if widths <= {s.get("width") for s in stats if s.get("frames")}:
+                break
+            await asyncio.sleep(0.5)
+            stats = await self.outbound()
+        return stats
+
+    async def unpublish(self, base_url: str) -> int:
+        status: int = await self.page.evaluate("(b) => window.unpublish(b)", base_url)
+        return status
+
+    def describe(self, stats: list[dict[str, Any]]) -> str:
+        return json.dumps(stats)
