@@ -46,7 +46,13 @@ class LivekitWorker(PyingressPeer):
 
 
 class LivekitCluster:
-    def __init__(self, workdir: Path, workers: int = 1, worker_extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        workers: int = 1,
+        worker_extra: dict[str, Any] | None = None,
+        webhook_urls: list[str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.redis = RedisPeer(workdir)
         self._worker_ports = [(free_port(), free_port()) for _ in range(workers)]
@@ -56,6 +62,7 @@ class LivekitCluster:
             redis_address=self.redis.address,
             rtmp_base_url=f"rtmp://127.0.0.1:{rtmp0}/live",
             whip_base_url=f"http://127.0.0.1:{whip0}/w",
+            webhook_urls=webhook_urls,
         )
         self.workers = [
             LivekitWorker(
