@@ -15,7 +15,7 @@ from tests.e2e.room_session import ERROR, wait_status
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.media_server import MediaServer
 from tests.harness.ports import free_port
-from tests.harness.pull_media import make_file, url_request
+from tests.harness.pull_media import make_file, make_rotated, url_request
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
 
@@ -127,6 +127,24 @@ async def test_https_with_a_test_ca_plays(
 ) -> None:
     make_file(media_dir, "clip.ts", duration=DURATION, size="640x360")
     await _play(peer, livekit_server, sink, https_server.file_url("clip.ts"), "url-https", ("audio", "video"))
+
+
+async def test_a_rotated_mp4_is_published_upright(
+    peer: PyingressPeer, livekit_server: LivekitPeer, http_server: MediaServer, media_dir: Path
+) -> None:
+    rotated = make_rotated(media_dir, make_file(media_dir, "clip.mov", duration=DURATION, size="640x360"))
+    room, identity = "url-rotated", "url-rotated-source"
+    async with (
+        api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client,
+        RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer,
+    ):
+        info = await client.ingress.create_ingress(url_request(http_server.file_url(rotated.name), room, identity))
+        report = await viewer.wait_tracks(identity, timeout=20)
+        (video,) = report.tracks_of("video")
+        assert (video.width, video.height) == (360, 640)  # the display matrix turned the 640x360 pictures
+        sizes = await viewer.video_sizes(identity, rtc.VideoQuality.VIDEO_QUALITY_HIGH, frames=10, settle=0.5)
+        assert set(sizes) <= {(360, 640), (180, 320)}, sizes
+        await wait_status(client, info.ingress_id, COMPLETE, timeout=DURATION + 15)
 
 
 async def test_a_container_the_reference_refuses_ends_in_its_words(
