@@ -24,7 +24,8 @@ from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
 from tests.harness.whip_publisher import WhipPublisher
 
-LOOPBACK = {"rtc_config": {"enable_loopback_candidate": True}}
+# WHIP tests need no SRT listener (its fixed default port may be taken by another pyingress on this machine).
+LOOPBACK = {"rtc_config": {"enable_loopback_candidate": True}, "srt_port": -1}
 
 
 @pytest.fixture(scope="module")

@@ -179,8 +179,11 @@ class WhipPublisher:
             self.response = WhipResponse(r.status, CIMultiDict(r.headers), await r.text())
         return self.response
 
-    async def start(self, answer_edit: Callable[[str], str] | None = None) -> WhipResponse:
-        response = await self.post(await self.offer())
+    async def start(
+        self, answer_edit: Callable[[str], str] | None = None, offer_edit: Callable[[str], str] | None = None
+    ) -> WhipResponse:
+        offer = await self.offer()
+        response = await self.post(offer_edit(offer) if offer_edit is not None else offer)
         if response.status != 201:
             await self.close()
             return response

@@ -1,0 +1,109 @@
+"""A UDP relay of ours that loses packets on purpose (this machine has no netem), between a WebRTC publisher and
+pyingress, on loopback.
+
+The relay listens on one port; the publisher is told that port instead of pyingress's (its candidate in the
+answer is rewritten, ``rewrite_candidates``).  What the publisher sends goes on to pyingress from a second socket,
+what pyingress answers goes back to the publisher.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE checks and
+the DTLS handshake pass, so a run measures media under loss, not a connection that might not come up.  RTCP from
+pyingress is counted by type on the way back — its header is in the clear in SRTCP — so a test can see the NACKs
+and PLIs it sent.
+"""
+
+import asyncio
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+_RTCP_NAMES = {(205, 1): "nack", (206, 1): "pli", (206, 4): "fir", (206, 15): "remb", (201, 0): "rr"}
+
+
+@dataclass
+class RelayCounters:
+    forwarded: int = 0
+    dropped: int = 0
+    feedback: Counter[str] = field(default_factory=Counter)
+
+
+class _Side(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: "callable[[bytes, tuple[str, int]], None]") -> None:  # type: ignore[valid-type]
+        self.on_datagram = on_datagram
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.on_datagram(data, addr)
+
+
+class LossyRelay:
+    def __init__(self, target: tuple[str, int], loss: float, seed: int = 7) -> None:
+        self.target = target
+        self.loss = loss
+        self.random = random.Random(seed)
+        self.counters = RelayCounters()
+        self.publisher: tuple[str, int] | None = None
+        self._front: _Side | None = None
+        self._back: _Side | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._front is not None and self._front.transport is not None
+        host, port = self._front.transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    async def start(self) -> "LossyRelay":
+        loop = asyncio.get_running_loop()
+        _, self._front = await loop.create_datagram_endpoint(
+            lambda: _Side(self._from_publisher), local_addr=("127.0.0.1", 0)
+        )
+        _, self._back = await loop.create_datagram_endpoint(
+            lambda: _Side(self._from_server), local_addr=("127.0.0.1", 0)
+        )
+        return self
+
+    def _from_publisher(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.publisher = addr
+        if data and 128 <= data[0] <= 191 and self.random.random() < self.loss:
+            self.counters.dropped += 1
+            return
+        self.counters.forwarded += 1
+        assert self._back is not None and self._back.transport is not None
+        self._back.transport.sendto(data, self.target)
+
+    def _from_server(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) >= 2 and 128 <= data[0] <= 191 and 192 <= data[1] <= 223:
+            name = _RTCP_NAMES.get((data[1], data[0] & 0x1F if data[1] in (205, 206) else 0))
+            if name:
+                self.counters.feedback[name] += 1
+        if self.publisher is not None and self._front is not None and self._front.transport is not None:
+            self._front.transport.sendto(data, self.publisher)
+
+    def close(self) -> None:
+        for side in (self._front, self._back):
+            if side is not None and side.transport is not None:
+                side.transport.close()
+
+
+def answer_candidates(answer: str) -> list[tuple[str, int]]:
+    """(address, port) of each UDP host candidate in an SDP answer."""
+    return [
+        (m.group(1), int(m.group(2))) for m in re.finditer(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host", answer)
+    ]
+
+
+def rewrite_candidates(answer: str, relay: tuple[str, int]) -> str:
+    """The answer with one candidate left, pointing at the relay: the publisher can only reach pyingress through it."""
+    lines = []
+    kept = False
+    for line in answer.split("\r\n"):
+        if line.startswith("a=candidate:"):
+            if kept:
+                continue
+            parts = line.split()
+            parts[4], parts[5] = relay[0], str(relay[1])
+            line = " ".join(parts)
+            kept = True
+        lines.append(line)
+    return "\r\n".join(lines)
