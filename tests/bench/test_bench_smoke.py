@@ -14,7 +14,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     ("script", "expected"),
-    [("bench/transcode_ladder.py", "pyingress/this"), ("bench/publish_latency.py", "first decoded frame")],
+    [
+        ("bench/transcode_ladder.py", "pyingress/this"),
+        ("bench/publish_latency.py", "first decoded frame"),
+        ("bench/url_pull.py", "URL/RTMP CPU"),
+    ],
 )
 def test_benchmark_smoke(script: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
     result = subprocess.run([sys.executable, script, "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=600)
