@@ -39,6 +39,7 @@ from pyingress.media.wire import EndOfStream, EventMessage, MessageReader, Packe
 log = logging.getLogger("pyingress.pull")
 
 PROTOCOL = "url"
+PROGRESS_LOG_SECONDS = 30.0  # media seconds between "played 30.0 s of 600.0 s" log lines
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class PullFeed:
         self.progress = PullProgress()
         self.counters: dict[str, int] = {}
         self._closed = False
+        self._next_progress_log = PROGRESS_LOG_SECONDS
         self._failure: str | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -180,6 +182,9 @@ class PullFeed:
             self.progress.position = self.counters.get("position_ms", 0) / 1000
             duration = self.counters.get("duration_ms")
             self.progress.duration = duration / 1000 if duration is not None else None
+            if self.progress.position >= self._next_progress_log:
+                self._next_progress_log = self.progress.position + PROGRESS_LOG_SECONDS
+                log.info("URL pull %s: played %s", self.source.resource_id, self.progress)
         elif isinstance(event, PipelineFailed) and self._failure is None:
             self._failure = event.message
 
