@@ -145,7 +145,9 @@ class Config:
     node_id: str = ""
 
     # pyingress's own keys
-    mode: str = "standalone"  # standalone: pyingress owns the API and store; livekit: psrpc worker of livekit-server
+    # standalone: pyingress owns the API and store; livekit: psrpc worker of livekit-server.  Not given: livekit when
+    # ``redis`` is configured (a livekit/ingress config file runs unchanged), else standalone.
+    mode: str = ""
     bind_address: str = "0.0.0.0"
     store_path: str = "pyingress.sqlite3"
     rtmp_base_url: str = ""  # IngressInfo.url for RTMP; default rtmp://<host>:<rtmp_port>/live
@@ -251,6 +253,10 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     return cls(**values)
 
 
+def _redis_configured(redis: RedisConfig) -> bool:
+    return bool(redis.address or redis.sentinel_addresses or redis.cluster_addresses)
+
+
 def _check(config: Config) -> None:
     for key in _PORT_KEYS:
         port = getattr(config, key)
@@ -273,9 +279,11 @@ def _check(config: Config) -> None:
         raise ConfigError("api_key: required when api_secret is set")
     if config.logging.level.lower() not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: {config.logging.level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    if not config.mode:
+        config.mode = "livekit" if _redis_configured(config.redis) else "standalone"
     if config.mode not in _MODES:
         raise ConfigError(f"mode: {config.mode!r} is not one of {', '.join(_MODES)}")
-    if config.mode == "livekit" and not config.redis.address and not config.redis.sentinel_addresses:
+    if config.mode == "livekit" and not _redis_configured(config.redis):
         raise ConfigError("redis: required in livekit mode (the same Redis as livekit-server)")
     if config.webhook.urls and not (config.webhook.api_key or config.api_key):
         raise ConfigError("webhook.api_key: required to sign webhooks when webhook.urls is set")

@@ -57,6 +57,14 @@ webhook: {api_key: key, urls: [http://127.0.0.1:9/hook]}
     assert config.webhook.urls == ["http://127.0.0.1:9/hook"]
 
 
+def test_a_livekit_ingress_config_file_runs_in_livekit_mode_unchanged() -> None:
+    # livekit/ingress's own keys only, no `mode`: Redis means "a worker of livekit-server".
+    text = "api_key: key\napi_secret: secret\nws_url: ws://lk:7880\nredis: {address: redis:6379}\nrtmp_port: 1935\n"
+    assert parse_config(text, env={}).mode == "livekit"
+    assert parse_config("redis: {cluster_addresses: [a:7000, b:7000]}", env={}).mode == "livekit"
+    assert parse_config("mode: standalone\nredis: {address: redis:6379}", env={}).mode == "standalone"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
