@@ -15,6 +15,7 @@ message; a rotated file in those plays as stored.
 """
 
 from pyingress.media.bitstream import (
+    BitstreamError,
     h264_nal_type,
     hevc_nal_type,
     is_length_prefixed_config,
@@ -72,7 +73,11 @@ class Orienter:
         self.length_size = 0  # 0: Annex-B
         if self.sei is not None and is_length_prefixed_config(codec_config):
             assert codec_config is not None
-            config = parse_avcc(codec_config) if codec == "h264" else parse_hvcc(codec_config)
+            try:
+                config = parse_avcc(codec_config) if codec == "h264" else parse_hvcc(codec_config)
+            except BitstreamError:
+                self.sei = None  # a record that does not parse: leave the stream as it is, the decoder will say
+                return
             self.length_size = config.length_size
 
     @property
