@@ -142,8 +142,8 @@ class LivekitControlPlane:
     def _start_affinity(self, request: Any) -> float:
         """Spare CPUs after this session (livekit-server picks the highest); −1: not here."""
         info: IngressInfo = request.info
-        if self.sessions.closing or info.input_type != IngressInput.URL_INPUT:
-            return -1.0
+        if not self.sessions.accepting or info.input_type != IngressInput.URL_INPUT:
+            return -1.0  # draining (SIGTERM) or stopping: let another worker take it
         if urlsplit(info.url).scheme.lower() not in self.sessions.pull_doors:
             return -1.0
         admission = self.sessions.admission
