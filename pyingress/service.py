@@ -126,8 +126,14 @@ class IngressService:
         lines.append(
             f"  rooms:        {self.ws_url}" + ("  (local livekit-server, dev mode)" if self.room.local else "")
         )
+        # livekit mode: the records and the Ingress API are livekit-server's; this worker answers it over Redis.
+        livekit = c.mode == "livekit"
+        if livekit:
+            bus = c.redis.address or ", ".join(c.redis.sentinel_addresses or c.redis.cluster_addresses)
+            lines.append(f"  bus:          redis {bus}  (ingress worker of livekit-server over psrpc)")
         if c.whip_port > 0:
-            lines.append(f"  HTTP:         http://{c.public_host}:{c.whip_port}  (Ingress API /twirp, WHIP, /health)")
+            served = "WHIP, /health" if livekit else "Ingress API /twirp, WHIP, /health"
+            lines.append(f"  HTTP:         http://{c.public_host}:{c.whip_port}  ({served})")
         addresses = [address for door in self.front_doors for address in door.addresses()]
         for label, address in addresses:
             lines.append(f"  {label + ':':<13} {address}")
@@ -137,9 +143,14 @@ class IngressService:
             lines.append(f"  metrics:      http://{c.public_host}:{c.prometheus_port}/metrics")
         if c.development:
             lines.append(f"  API key:      {c.api_key} / secret {c.api_secret}  (development keys)")
-        lines.append("Next: create an ingress, then push to its URL + stream key, e.g.")
+        api_url = self.ws_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
         lines.append(
-            f"  ./run ingress create --url http://{c.public_host}:{c.whip_port} "
+            "Next: create an ingress through livekit-server's API, then push to its URL + stream key, e.g."
+            if livekit
+            else "Next: create an ingress, then push to its URL + stream key, e.g."
+        )
+        lines.append(
+            f"  ./run ingress create --url {api_url if livekit else f'http://{c.public_host}:{c.whip_port}'} "
             f"--api-key {c.api_key or 'KEY'} --api-secret {c.api_secret or 'SECRET'} examples/rtmp-ingress.json"
         )
         rtmp = [address for label, address in addresses if label == "RTMP"]

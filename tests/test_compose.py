@@ -120,6 +120,9 @@ def test_livekit_mode_is_composed_in_start_order_without_a_store(tmp_path: Path)
     order = [type(component) for component in service._components][:4]
     assert order == [RoomConnection, LivekitControlPlane, MediaWorkers, SessionManager]
     assert not (tmp_path / "ingress.sqlite3").exists()  # no local records in this mode
+    banner = service.banner()  # what a user reads first: the API to use is livekit-server's
+    assert "bus:          redis 127.0.0.1:6379" in banner and "Ingress API" not in banner
+    assert "./run ingress create --url http://127.0.0.1:7880 " in banner
 
 
 def test_livekit_mode_needs_the_room_server_to_publish_into(tmp_path: Path) -> None:
