@@ -34,6 +34,7 @@ log = logging.getLogger("pyingress.psrpc")
 
 MessageHandler = Callable[[str, bytes], None]
 
+HEALTH_CHECK_S = 15
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 1.0
 _FAULTS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, ConnectionError)
@@ -60,6 +61,9 @@ def open_redis(config: RedisConfig) -> Redis | RedisCluster:
         "password": config.password or None,
         "socket_connect_timeout": (config.dial_timeout / 1000) if config.dial_timeout else 2.0,
         "socket_keepalive": True,
+        # A link that dies without a FIN (a partition, a host gone) is found by a PING when a connection has been
+        # idle this long; the reader wakes as often to let its pub/sub connection be checked.
+        "health_check_interval": HEALTH_CHECK_S,
         # One immediate retry: a pooled connection that died with a Redis restart is replaced on the spot; a Redis
         # that is down refuses both tries at once (connection refused), so callers hear about it without delay.
         "retry": Retry(NoBackoff(), 1),
@@ -185,7 +189,7 @@ class RedisBus:
                     self._readable.clear()
                     await self._readable.wait()
                     continue
-                message = await pubsub.get_message(timeout=None)
+                message = await pubsub.get_message(timeout=HEALTH_CHECK_S)
                 if message is not None and message.get("type") == "message":
                     self._dispatch(message["channel"], message["data"])
             except asyncio.CancelledError:
