@@ -156,6 +156,11 @@ class LivekitControlPlane:
     async def _start_ingress(self, request: Any) -> IngressInfo:
         info = IngressInfo()
         info.CopyFrom(request.info)
+        running = self.sessions.session_of(info.ingress_id)
+        if running is not None:
+            # livekit-server retries StartIngress when an answer is late (§4.4): the same ingress, already ours.
+            info.state.CopyFrom(running.state.snapshot())
+            return info
         try:
             await self.sessions.start_pull(info)
         except IngressError as exc:

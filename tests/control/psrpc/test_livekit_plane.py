@@ -2,10 +2,11 @@
 the URL ingress (draining or stopping, no pull door for the scheme, not enough CPU, not a URL ingress)."""
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from livekit.protocol.ingress import IngressInfo, IngressInput
+from livekit.protocol.ingress import IngressInfo, IngressInput, IngressState
 
 from pyingress.config import Config, CpuCostConfig, RedisConfig
 from pyingress.control.admission import Admission, CpuAdmission
@@ -15,11 +16,21 @@ from pyingress.control.psrpc import messages
 
 @dataclass
 class Sessions:
-    """The parts of the session manager the bid reads."""
+    """The parts of the session manager the plane uses: a pull started for ingress ids, states it reports."""
 
     admission: Admission
     accepting: bool = True
     pull_doors: dict[str, Any] = field(default_factory=lambda: {"http": object(), "https": object()})
+    started: list[str] = field(default_factory=list)
+    running: dict[str, Any] = field(default_factory=dict)
+
+    async def start_pull(self, info: IngressInfo) -> None:
+        self.started.append(info.ingress_id)
+        state = IngressState(status=IngressState.ENDPOINT_BUFFERING, resource_id=f"UR_{len(self.started)}")
+        self.running[info.ingress_id] = SimpleNamespace(state=SimpleNamespace(snapshot=lambda: state))
+
+    def session_of(self, ingress_id: str) -> Any:
+        return self.running.get(ingress_id)
 
 
 def _plane(cpus: float = 2.0, reserved: float = 0.0) -> tuple[LivekitControlPlane, Sessions]:
@@ -56,3 +67,12 @@ def test_a_session_that_fits_exactly_still_bids_above_zero() -> None:
     # psrpc only takes bids above 0: a worker that can take it must not bid 0.
     plane, _ = _plane(cpus=2.0, reserved=0.9)  # 0.8 left, exactly the cost
     assert 0 < _bid(plane) < 0.01
+
+
+async def test_a_retried_start_of_an_ingress_already_running_here_answers_its_state_again() -> None:
+    plane, sessions = _plane()
+    request = messages.StartIngressRequest(info=IngressInfo(ingress_id="IN_u", input_type=IngressInput.URL_INPUT))
+    first = await plane._start_ingress(request)
+    again = await plane._start_ingress(request)
+    assert sessions.started == ["IN_u"]
+    assert first.state.resource_id == again.state.resource_id == "UR_1"
