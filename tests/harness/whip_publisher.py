@@ -44,7 +44,7 @@ class Clip:
 def encode_video(directory: Path, codec: str, width: int, height: int, bitrate: str = "1500k") -> Clip:
     """A LOOP_SECONDS test pattern as H.264 constrained baseline (Annex-B) or VP8 frames; cached on disk."""
     suffix = "h264" if codec == "h264" else "ivf"
-    path = directory / f"pattern-{codec}-{width}x{height}.{suffix}"
+    path = directory / f"pattern-{codec}-{width}x{height}-{bitrate}.{suffix}"
     if not path.exists():
         encoder = (
             ["-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-tune", "zerolatency", "-bf", "0"]
@@ -87,6 +87,14 @@ class LoopTrack(MediaStreamTrack):
         self._started: float | None = None
         self._step = 1 / FPS if kind == "video" else 0.02
         self.keyframe_requests = 0
+        self._jump = False
+        self._skip = 0  # frames of the clip skipped to answer keyframe requests
+
+    def request_keyframe(self) -> None:
+        """A PLI/FIR reached the sender: the next frame sent is the clip's next keyframe, as an encoder would make
+        one (aiortc ignores keyframe requests for pre-encoded packets, peers.md §5)."""
+        self.keyframe_requests += 1
+        self._jump = True
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
@@ -97,7 +105,13 @@ class LoopTrack(MediaStreamTrack):
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        packet = av.Packet(self.clip.frames[self.sent % len(self.clip.frames)])
+        count = len(self.clip.frames)
+        if self._jump and self.clip.keyframes:
+            self._jump = False
+            index = (self.sent + self._skip) % count
+            ahead = next((i for i in range(index, index + count) if self.clip.keyframes[i % count]), index)
+            self._skip += ahead - index  # the picture jumps to the keyframe; time goes on frame by frame
+        packet = av.Packet(self.clip.frames[(self.sent + self._skip) % count])
         if self.kind == "video":
             packet.pts = self.sent * 90_000 // FPS
             packet.time_base = VIDEO_TB
@@ -134,6 +148,7 @@ class WhipPublisher:
     video: str | None = "h264"  # "h264", "vp8" or None
     audio: bool = True
     size: tuple[int, int] = (1280, 720)
+    bitrate: str = "1500k"
     simulcast: Sequence[tuple[int, int]] = ()  # sizes, best first: one rid layer each
     bearer: str | None = None
     stereo: bool = True
@@ -162,8 +177,10 @@ class WhipPublisher:
             return await self.peer.create_offer()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if self.video is not None:
-            track = LoopTrack("video", encode_video(self.clips, self.video, *self.size))
-            self.pc.addTransceiver(track, direction="sendonly").setCodecPreferences([_capability("video", self.video)])
+            track = LoopTrack("video", encode_video(self.clips, self.video, *self.size, bitrate=self.bitrate))
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences([_capability("video", self.video)])
+            transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
         if audio_clip is not None:
             track = LoopTrack("audio", audio_clip)
             self.pc.addTransceiver(track, direction="sendonly").setCodecPreferences([_capability("audio", "opus")])

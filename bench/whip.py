@@ -1,0 +1,240 @@
+"""WHIP benchmark: aiortc publishers → `pyingress serve` (pass-through) → livekit-server → room subscribers.
+
+What it measures (one run):
+
+- **answer → first frame**: from the publisher reading pyingress's 201 answer to a room subscriber's first decoded
+  video frame, for the first session (goal ≤ 1.0 s);
+- **pass-through added latency**, p50/p95/max over every video frame after the first 3 s of every session: from
+  the frame's last RTP packet reaching pyingress's receiver (decrypted, in ``WhipReceiver``) to that frame's RTP
+  copy handed to the transport towards the room (``RoomPublisher._send`` returned).  Goal: p95 ≤ 10 ms.  Frames
+  are matched by their last bytes: pass-through forwards them unchanged;
+- **pass-through density**: CPU seconds of the pyingress process per media second, per session, with N sessions
+  at once (default 10, each a 1280×720 30 fps H.264 stream at about 2.5 Mb/s plus Opus, each watched by a room
+  subscriber so that the SFU keeps every layer flowing); sessions per core = 1 / that.  Goal ≥ 20.
+
+How: pyingress runs as its own process (``--child-serve``: `serve` with two timing wrappers added in that process
+only; nothing in pyingress/ changes).  Publishers and subscribers run in this process; livekit-server in its own.
+The machine is shared (2 cores): publishers, subscribers and the SFU compete with pyingress, so latency figures are
+upper bounds of what a dedicated host sees, and CPU is read from pyingress's own /proc entry.
+
+    .cache/venv/bin/python bench/whip.py                 # 10 sessions, 20 s measured
+    .cache/venv/bin/python bench/whip.py --smoke         # 2 sessions, 5 s, for CI
+    .cache/venv/bin/python bench/whip.py --sessions 5 --seconds 30 --json out.json
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml
+from livekit import api
+from livekit.protocol.ingress import CreateIngressRequest, IngressInput
+
+from pyingress.media.latency import percentile
+from pyingress.room_server import LocalRoomServer, RoomServerOptions
+from tests.harness.ports import free_port, free_udp_port
+from tests.harness.subscriber import RoomSubscriber
+from tests.harness.whip_publisher import WhipPublisher
+
+API_KEY, API_SECRET = "devkey", "secret"
+SKIP_SECONDS = 3.0
+KEY_BYTES = 24  # a frame is known by its last bytes on both sides of pass-through
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- the pyingress process, instrumented ----------------------------------------------------------------------------
+
+
+def run_child(config_path: str, out_path: str) -> int:
+    from pyingress.cli import main as pyingress_main
+    from pyingress.ingest.whip import receiver as whip_receiver
+    from pyingress.publish import room_publisher
+
+    arrivals: dict[bytes, float] = {}
+    samples: list[tuple[float, float]] = []  # (send time, latency ms)
+
+    forward = whip_receiver.WhipReceiver._forward
+
+    def timed_forward(self: Any, stream: Any, timestamp: int, payloads: Any, after_loss: bool, now: float) -> None:
+        if stream.plan.kind == "video" and payloads:
+            arrivals[payloads[-1][-KEY_BYTES:]] = now
+            if len(arrivals) > 10_000:
+                arrivals.clear()
+        forward(self, stream, timestamp, payloads, after_loss, now)
+
+    send = room_publisher.RoomPublisher._send
+
+    async def timed_send(self: Any, join: Any, frame: Any) -> bool:
+        sent: bool = await send(self, join, frame)
+        if sent and frame.kind == "video":
+            arrival = arrivals.pop(frame.data[-KEY_BYTES:], None)
+            if arrival is not None:
+                now = time.monotonic()
+                samples.append((now, (now - arrival) * 1000))
+        return sent
+
+    whip_receiver.WhipReceiver._forward = timed_forward  # type: ignore[method-assign]
+    room_publisher.RoomPublisher._send = timed_send  # type: ignore[method-assign]
+    try:
+        return pyingress_main(["serve", "--config", config_path])
+    finally:
+        Path(out_path).write_text(json.dumps(samples))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+# -- the run ---------------------------------------------------------------------------------------------------------
+
+
+async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
+    room_server = LocalRoomServer(
+        RoomServerOptions(
+            port=free_port(),
+            rtc_tcp_port=free_port(),
+            rtc_udp_port=free_udp_port(),
+            api_key=API_KEY,
+            api_secret=API_SECRET,
+            log_path=str(work / "livekit.log"),
+            congestion_control=False,
+        )
+    )
+    room_server.start(timeout=60)
+    http_port = free_port()
+    config = {
+        "api_key": API_KEY,
+        "api_secret": API_SECRET,
+        "ws_url": room_server.options.ws_url,
+        "bind_address": "127.0.0.1",
+        "whip_port": http_port,
+        "rtmp_port": -1,
+        "srt_port": -1,
+        "store_path": str(work / "pyingress.sqlite3"),
+        "rtc_config": {"enable_loopback_candidate": True},
+        "logging": {"level": "warn"},
+        "cpu_cost": {"whip_bypass_transcoding_cpu_cost": 0.01},
+    }
+    (work / "pyingress.yaml").write_text(yaml.safe_dump(config))
+    out = work / "samples.json"
+    log = (work / "pyingress.log").open("w")
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child-serve", str(work / "pyingress.yaml"), "--out", str(out)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    http_url = f"http://127.0.0.1:{http_port}"
+    publishers: list[WhipPublisher] = []
+    viewers: list[RoomSubscriber] = []
+    result: dict[str, Any] = {"sessions": sessions, "seconds": seconds}
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{http_url}/health", timeout=1)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        async with api.LiveKitAPI(http_url, API_KEY, API_SECRET) as client:
+            for index in range(sessions):
+                info = await client.ingress.create_ingress(
+                    CreateIngressRequest(
+                        input_type=IngressInput.WHIP_INPUT,
+                        name=f"bench-{index}",
+                        room_name=f"bench-{index}",
+                        participant_identity=f"whip-{index}",
+                    )
+                )
+                token = api.AccessToken(API_KEY, API_SECRET).with_identity(f"viewer-{index}")
+                token = token.with_grants(api.VideoGrants(room_join=True, room=f"bench-{index}", can_publish=False))
+                viewer = await RoomSubscriber(room_server.options.ws_url, token.to_jwt()).__aenter__()
+                viewers.append(viewer)
+                publisher = WhipPublisher(f"{info.url}/{info.stream_key}", work, video="h264", bitrate="2500k")
+                publishers.append(publisher)
+                response = await publisher.start()
+                assert response.status == 201, response
+                if index == 0:
+                    frame_at, _ = await viewer.first_video_frame("whip-0", timeout=30)
+                    result["answer_to_first_frame_s"] = frame_at - publisher.answer_received_at
+                else:
+                    await viewer.first_video_frame(f"whip-{index}", timeout=30)
+        await asyncio.sleep(SKIP_SECONDS)
+        cpu_before, wall_before = cpu_seconds(child.pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu = cpu_seconds(child.pid) - cpu_before
+        wall = time.monotonic() - wall_before
+        result["cpu_per_session"] = cpu / wall / sessions
+        result["sessions_per_core"] = 1 / result["cpu_per_session"] if cpu else float("inf")
+    finally:
+        for publisher in publishers:
+            await publisher.stop()
+        for viewer in viewers:
+            await viewer.__aexit__(None, None, None)
+        child.terminate()
+        child.wait(timeout=30)
+        log.close()
+        room_server.stop()
+    samples = json.loads(out.read_text()) if out.exists() else []
+    started = min((t for t, _ in samples), default=0.0)
+    latencies = sorted(ms for t, ms in samples if t - started >= SKIP_SECONDS)
+    if latencies:
+        result["latency_ms"] = {
+            "frames": len(latencies),
+            "p50": statistics.median(latencies),
+            "p95": percentile(latencies, 0.95),
+            "max": max(latencies),
+        }
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [f"WHIP pass-through, {result['sessions']} sessions (1280x720 H.264 ~2.5 Mb/s + Opus), each watched"]
+    if "answer_to_first_frame_s" in result:
+        lines.append(f"  answer -> first decoded frame at a subscriber: {result['answer_to_first_frame_s']:.3f} s")
+    if "latency_ms" in result:
+        lat = result["latency_ms"]
+        lines.append(
+            f"  RTP in -> RTP out (video): p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
+            f"max {lat['max']:.1f} ms over {lat['frames']} frames"
+        )
+    if "cpu_per_session" in result:
+        lines.append(
+            f"  pyingress CPU per session: {result['cpu_per_session']:.4f} CPU-s/s "
+            f"=> {result['sessions_per_core']:.1f} sessions per core"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--smoke", action="store_true", help="2 sessions, 5 s: does it work (CI)")
+    parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--child-serve", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_serve:
+        return run_child(args.child_serve, args.out)
+    sessions, seconds = (2, 5.0) if args.smoke else (args.sessions, args.seconds)
+    with tempfile.TemporaryDirectory(prefix="bench-whip-") as tmp:
+        result = asyncio.run(run(sessions, seconds, Path(tmp)))
+    print(report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
