@@ -62,7 +62,7 @@ def run_child(config_path: str, out_path: str) -> int:
     from pyingress.publish import room_publisher
 
     arrivals: dict[bytes, float] = {}
-    samples: list[tuple[float, float]] = []  # (send time, latency ms)
+    samples: list[tuple[float, float, float]] = []  # (send time, RTP in → out ms, RTP in → publisher write ms)
 
     forward = whip_receiver.WhipReceiver._forward
 
@@ -73,19 +73,31 @@ def run_child(config_path: str, out_path: str) -> int:
                 arrivals.clear()
         forward(self, stream, timestamp, payloads, after_loss, now)
 
+    written: dict[bytes, float] = {}
+    write = room_publisher.RoomPublisher.write
+
+    def timed_write(self: Any, frame: Any) -> None:
+        if frame.kind == "video":
+            written[frame.data[-KEY_BYTES:]] = time.monotonic()
+            if len(written) > 10_000:
+                written.clear()
+        write(self, frame)
+
     send = room_publisher.RoomPublisher._send
 
     async def timed_send(self: Any, join: Any, frame: Any) -> bool:
         sent: bool = await send(self, join, frame)
         if sent and frame.kind == "video":
-            arrival = arrivals.pop(frame.data[-KEY_BYTES:], None)
-            if arrival is not None:
+            key = frame.data[-KEY_BYTES:]
+            arrival, handed = arrivals.pop(key, None), written.pop(key, None)
+            if arrival is not None and handed is not None:
                 now = time.monotonic()
-                samples.append((now, (now - arrival) * 1000))
+                samples.append((now, (now - arrival) * 1000, (handed - arrival) * 1000))
         return sent
 
     whip_receiver.WhipReceiver._forward = timed_forward  # type: ignore[method-assign]
     room_publisher.RoomPublisher._send = timed_send  # type: ignore[method-assign]
+    room_publisher.RoomPublisher.write = timed_write  # type: ignore[method-assign]
     try:
         return pyingress_main(["serve", "--config", config_path])
     finally:
@@ -186,14 +198,18 @@ async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
         log.close()
         room_server.stop()
     samples = json.loads(out.read_text()) if out.exists() else []
-    started = min((t for t, _ in samples), default=0.0)
-    latencies = sorted(ms for t, ms in samples if t - started >= SKIP_SECONDS)
+    started = min((sample[0] for sample in samples), default=0.0)
+    kept = [sample for sample in samples if sample[0] - started >= SKIP_SECONDS]
+    latencies = sorted(sample[1] for sample in kept)
+    to_write = sorted(sample[2] for sample in kept)
     if latencies:
         result["latency_ms"] = {
             "frames": len(latencies),
             "p50": statistics.median(latencies),
             "p95": percentile(latencies, 0.95),
             "max": max(latencies),
+            "to_write_p50": statistics.median(to_write),
+            "to_write_p95": percentile(to_write, 0.95),
         }
     return result
 
@@ -207,6 +223,10 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"  RTP in -> RTP out (video): p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
             f"max {lat['max']:.1f} ms over {lat['frames']} frames"
+        )
+        lines.append(
+            f"    of which RTP in -> the room publisher's write: p50 {lat['to_write_p50']:.2f} ms, "
+            f"p95 {lat['to_write_p95']:.2f} ms (the rest: pacing and packetising in the publisher)"
         )
     if "cpu_per_session" in result:
         lines.append(
