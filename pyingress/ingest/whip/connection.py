@@ -126,6 +126,7 @@ class WhipConnection:
             send_rtcp=self._send_rtcp,
             rtcp_ssrc=random.getrandbits(32),
             max_wait=PASSTHROUGH_MAX_WAIT if passthrough else TRANSCODE_MAX_WAIT,
+            sync_to_sender_reports=not passthrough,
         )
         extensions = [
             RTCRtpHeaderExtensionParameters(id=extension_id, uri=uri)

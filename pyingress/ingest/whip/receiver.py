@@ -7,8 +7,13 @@ rid order HIGH, MEDIUM, LOW as livekit/ingress), a ``FrameAssembler``, the codec
   next keyframe and asks for one (PLI, or FIR when that is all the publisher offered), at most every
   ``KEYFRAME_INTERVAL`` per SSRC — the rate limit the MediaSource leaves to its door.
 - Time: each stream's RTP clock is anchored to the monotonic arrival time of its first frame and runs at its
-  clock rate from there, so tracks and layers share one session clock (microseconds).  A stream that re-anchors
-  never goes backwards: pass-through would read that as B-frames.
+  clock rate from there, so tracks and layers share one session clock (microseconds).  When transcoding, once a
+  stream's sender report arrives it is re-anchored on the publisher's own NTP clock instead (RFC 3550 §6.4.1: the
+  SR pairs an RTP time with a wall-clock time), with one offset from that clock to ours for the whole publisher:
+  audio and video then line up as they were captured, not as they happened to arrive (video reaches us an
+  encoder's delay after audio).  Pass-through keeps the arrival anchor: moving a forwarded stream's clock back
+  would squeeze the timestamps of the frames in between.  A stream never goes backwards (a step back is held
+  1 ms after the last frame): pass-through would read it as B-frames.
 - RTCP out, once a second: receiver reports (loss, jitter, LSR/DLSR, so the publisher's own estimate works and
   browsers stop tagging packets with rid/mid), REMB when negotiated, and NACKs as gaps appear (``nack_due``).
   Bandwidth: Chromium trusts a REMB in its first two seconds without loss (libwebrtc's start phase) and jumps to
@@ -40,7 +45,7 @@ from aiortc.rtp import (
 )
 
 from pyingress.ingest.source import MediaSource
-from pyingress.ingest.whip.assembler import FrameAssembler
+from pyingress.ingest.whip.assembler import FrameAssembler, unwrap
 from pyingress.ingest.whip.depacketize import DepacketizeError, frame_of, is_frame_start
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription, layer_of_rid_index
 
@@ -88,8 +93,9 @@ class ReceivedStream:
     layer: int | None
     assembler: FrameAssembler
     stats: StreamStatistics
-    anchor: tuple[int, float] | None = None  # (extended RTP timestamp, monotonic s) of the first frame
+    anchor: tuple[int, float] | None = None  # (extended RTP timestamp, monotonic s): where its clock is pinned
     last_time_us: int = -1
+    last_timestamp: int | None = None  # extended RTP timestamp of the last frame out
     need_keyframe: bool = True  # video: nothing goes out before the first keyframe, nor after a loss
     last_keyframe_request: float = -1e9
     lsr: int = 0  # middle 32 bits of the last SR's NTP time
@@ -122,6 +128,7 @@ class WhipReceiver:
         send_rtcp: Callable[[bytes], None],
         rtcp_ssrc: int,
         max_wait: float,
+        sync_to_sender_reports: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
@@ -129,11 +136,13 @@ class WhipReceiver:
         self.send_rtcp = send_rtcp
         self.rtcp_ssrc = rtcp_ssrc
         self.max_wait = max_wait
+        self.sync_to_sender_reports = sync_to_sender_reports
         self.clock = clock
         self.counters = ReceiverCounters()
         self.streams: dict[int, ReceivedStream] = {}
         self.last_packet_at: float | None = None
         self.kinds_seen: set[str] = set()
+        self.sender_clock_offset: float | None = None  # ours minus the publisher's NTP clock, seconds
         source.on_keyframe_request(self.request_keyframe)
 
     def describe(self) -> None:
@@ -169,6 +178,10 @@ class WhipReceiver:
             if stream is not None:
                 stream.lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
                 stream.lsr_at = self.clock()
+                if self.sync_to_sender_reports:
+                    self._pin_to_sender_clock(
+                        stream, packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp
+                    )
         elif isinstance(packet, RtcpByePacket):
             log.debug("publisher %s said BYE for %s", self.source.resource_id, packet.sources)
 
@@ -308,14 +321,31 @@ class WhipReceiver:
             )
         )
 
+    def _pin_to_sender_clock(self, stream: ReceivedStream, ntp: int, rtp: int) -> None:
+        """Re-anchor ``stream`` on the publisher's NTP clock from one of its sender reports."""
+        sender_time = (ntp >> 32) + (ntp & 0xFFFFFFFF) / (1 << 32)
+        if self.sender_clock_offset is None:
+            self.sender_clock_offset = self.clock() - sender_time
+        if stream.last_timestamp is None:
+            return  # nothing out yet: its first frame anchors it, the next report pins it
+        extended = unwrap(rtp, stream.last_timestamp, 1 << 32)
+        anchor = (extended, sender_time + self.sender_clock_offset)
+        if stream.anchor is not None:
+            # A report that moves the clock by more than a second is a broken sender, not a correction.
+            before = stream.anchor[1] + (extended - stream.anchor[0]) / stream.plan.clock_rate
+            if abs(anchor[1] - before) > 1.0:
+                return
+        stream.anchor = anchor
+
     def _time_of(self, stream: ReceivedStream, timestamp: int, now: float) -> int:
+        stream.last_timestamp = timestamp
         if stream.anchor is None:
             stream.anchor = (timestamp, now)
         anchor_ts, anchor_time = stream.anchor
         elapsed = (timestamp - anchor_ts) / stream.plan.clock_rate
         time_us = int((anchor_time + elapsed) * 1_000_000)
         if time_us <= stream.last_time_us:
-            time_us = stream.last_time_us + 1  # never backwards (an RTP clock reset, a bad sender)
+            time_us = stream.last_time_us + 1000  # never backwards (a re-anchor, an RTP clock reset, a bad sender)
         stream.last_time_us = time_us
         return time_us
 

@@ -4,7 +4,15 @@ MediaSource: layers named by rid, keyframe gating after a loss, keyframe request
 import asyncio
 
 from aiortc.codecs.h264 import H264Encoder
-from aiortc.rtp import RtcpPacket, RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket, RtpPacket
+from aiortc.rtp import (
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
 
 from pyingress.ingest.flow import FlowPolicy
 from pyingress.ingest.source import MediaSource
@@ -138,3 +146,50 @@ def test_receiver_reports_and_remb_cover_every_stream() -> None:
     rr = next(p for p in packets if isinstance(p, RtcpRrPacket))
     assert {r.ssrc for r in rr.reports} == {41, 42}
     assert any(isinstance(p, RtcpPsfbPacket) and p.fmt == 15 for p in packets)  # REMB
+
+
+def _sr(ssrc: int, sender_seconds: float, rtp: int) -> RtcpSrPacket:
+    ntp = int(sender_seconds * (1 << 32))
+    return RtcpSrPacket(ssrc=ssrc, sender_info=RtcpSenderInfo(ntp, rtp & 0xFFFFFFFF, 0, 0))
+
+
+def test_transcoding_lines_audio_and_video_up_on_the_publishers_clock() -> None:
+    """Video captured at the same instant as audio but arriving 40 ms later (the encoder's delay) gets the audio's
+    time once both sender reports are in."""
+    source = MediaSource(protocol="whip", stream_key="k", resource_id="WH_x", flow=FlowPolicy.DROP_TO_KEYFRAME)
+    clock = Clock()
+    plans = [TrackPlan("video", 102, "h264", 90_000), TrackPlan("audio", 111, "opus", 48_000, channels=2)]
+    rx = WhipReceiver(
+        source, plans, send_rtcp=lambda _: None, rtcp_ssrc=7, max_wait=0.6, sync_to_sender_reports=True, clock=clock
+    )
+    video, audio_seq = Sender(51), 1
+    # Sender clock: 1000.0 s ↔ video RTP 5000, audio RTP 960.  Audio arrives at once, video 40 ms late.
+    rx.on_rtp(RtpPacket(111, 1, audio_seq, 960, 52, b"\xfc\x00"), 0)
+    clock.now += 0.040
+    for packet in video.frame(SPS, PPS, IDR):
+        rx.on_rtp(packet, 0)
+    rx.on_rtcp(_sr(52, 1000.0, 960))  # the audio report comes first: it fixes the clock offset
+    rx.on_rtcp(_sr(51, 1000.0, 5000))
+    clock.now += 0.5
+    rx.on_rtp(RtpPacket(111, 1, audio_seq + 25, 960 + 24_000, 52, b"\xfc\x00"), 0)  # +0.5 s of audio
+    video.ts = 5000 + 45_000  # +0.5 s of video
+    for packet in video.frame(SLICE):
+        rx.on_rtp(packet, 0)
+    packets = [i for i in drain(source) if isinstance(i, EncodedPacket)]
+    audio_late = next(p for p in packets if p.kind == "audio" and p.pts != packets[0].pts)
+    video_late = [p for p in packets if p.kind == "video"][-1]
+    assert abs(video_late.pts - audio_late.pts) < 2_000  # µs: captured together, timed together
+
+
+def test_passthrough_keeps_the_arrival_clock() -> None:
+    rx, source, _, clock = receiver()
+    video = Sender(61)
+    for packet in video.frame(SPS, PPS, IDR):
+        rx.on_rtp(packet, 0)
+    rx.on_rtcp(_sr(61, 5.0, 0))  # a report far from the arrival anchor changes nothing here
+    clock.now += 0.033
+    for packet in video.frame(SLICE):
+        rx.on_rtp(packet, 0)
+    rx.poll()
+    first, second = [i for i in drain(source) if isinstance(i, EncodedPacket)]
+    assert second.pts - first.pts == 33_333
