@@ -77,3 +77,28 @@ async def test_chromium_simulcast_transcoded_comes_out_as_the_presets_ladder(
                 await _assert_layer(viewer, identity, Q_LOW, (320, 180))
             assert await browser.unpublish(whip_peer.http_url) == 200
         await wait_status(client, info.ingress_id, INACTIVE, timeout=15)
+
+
+@pytest.mark.parametrize("codec", ["VP9", "AV1"])
+async def test_chromium_vp9_and_av1_are_transcoded(
+    codec: str, whip_peer: PyingressPeer, livekit_server: LivekitPeer
+) -> None:
+    """Codecs pass-through cannot forward: a transcoded ingress takes them (OBS sends AV1) and publishes H.264."""
+    room = identity = f"chromium-{codec.lower()}"
+    async with api.LiveKitAPI(whip_peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_whip_ingress(client, room, identity, enable_transcoding=True)
+        async with ChromiumPublisher() as browser:
+            result = await browser.publish(f"{info.url}/{info.stream_key}", size=(640, 360), codec=f"video/{codec}")
+            assert result["status"] == 201, (result, browser.console)
+            assert f"{codec}/90000" in result["answer"]
+            token = livekit_server.token("viewer", room, can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                report = await viewer.wait_tracks(identity, timeout=30)
+                (video,) = report.tracks_of("video")
+                assert video.mime_type == "video/H264"
+                await wait_status(client, info.ingress_id, PUBLISHING)
+                await _assert_layer(viewer, identity, Q_HIGH, (640, 360))
+            state = await wait_status(client, info.ingress_id, PUBLISHING)
+            assert state.video.mime_type.lower() == f"video/{codec.lower()}"
+            assert await browser.unpublish(whip_peer.http_url) == 200
+        await wait_status(client, info.ingress_id, INACTIVE, timeout=15)

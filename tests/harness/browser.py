@@ -33,7 +33,7 @@ FLAGS = [
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>WHIP</title><script>
 window.whip = {};
-window.publish = async (endpoint, simulcast, width, height) => {
+window.publish = async (endpoint, simulcast, width, height, codec) => {
   const media = await navigator.mediaDevices.getUserMedia({
     audio: true, video: {width: {exact: width}, height: {exact: height}, frameRate: 30}});
   const pc = new RTCPeerConnection({bundlePolicy: "max-bundle"});
@@ -42,7 +42,11 @@ window.publish = async (endpoint, simulcast, width, height) => {
   const encodings = simulcast
     ? [{rid: "f"}, {rid: "h", scaleResolutionDownBy: 2}, {rid: "q", scaleResolutionDownBy: 4}]
     : undefined;
-  pc.addTransceiver(media.getVideoTracks()[0], {direction: "sendonly", sendEncodings: encodings});
+  const video = pc.addTransceiver(media.getVideoTracks()[0], {direction: "sendonly", sendEncodings: encodings});
+  if (codec) {  // e.g. "video/VP9": that codec first, the rest after (as a browser's preference)
+    const all = RTCRtpSender.getCapabilities("video").codecs;
+    video.setCodecPreferences([...all.filter((c) => c.mimeType === codec), ...all.filter((c) => c.mimeType !== codec)]);
+  }
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((resolve) => {
     if (pc.iceGatheringState === "complete") return resolve();
@@ -119,10 +123,11 @@ class ChromiumPublisher:
             await self._playwright.stop()
 
     async def publish(
-        self, endpoint: str, *, simulcast: bool = False, size: tuple[int, int] = (1280, 720)
+        self, endpoint: str, *, simulcast: bool = False, size: tuple[int, int] = (1280, 720), codec: str = ""
     ) -> dict[str, Any]:
+        """POST the page's offer to ``endpoint``; ``codec`` ("video/VP9", "video/AV1" …) goes first in its offer."""
         result: dict[str, Any] = await self.page.evaluate(
-            "([e, s, w, h]) => window.publish(e, s, w, h)", [endpoint, simulcast, size[0], size[1]]
+            "([e, s, w, h, c]) => window.publish(e, s, w, h, c)", [endpoint, simulcast, size[0], size[1], codec]
         )
         return result
 
