@@ -1,0 +1,94 @@
+"""ReceiveTransport against a real aiortc publisher over loopback: ICE, DTLS and SRTP from aiortc, every RTP packet
+of the negotiated payload types to our sink (no aiortc receiver, no decoding), RTCP from us back to the sender."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtp import RTCP_PSFB_PLI, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket
+
+from pyingress.ingest.whip.answer import LocalTransport, build_answer, dtls_role
+from pyingress.ingest.whip.offer import choose_codec, parse_offer
+from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
+from pyingress.webrtc.receive import ReceiveTransport, RemoteParameters
+from tests.harness.whip_publisher import LoopTrack, _capability, encode_video
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.rtp: list[RtpPacket] = []
+        self.rtcp: list[AnyRtcpPacket] = []
+        self.got = asyncio.Event()
+
+    def on_rtp(self, packet: RtpPacket, arrival_ms: int) -> None:
+        self.rtp.append(packet)
+        if len(self.rtp) >= 30:
+            self.got.set()
+
+    def on_rtcp(self, packet: AnyRtcpPacket) -> None:
+        self.rtcp.append(packet)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("receive-clips")
+
+
+async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(clips: Path) -> None:
+    publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    track = LoopTrack("video", encode_video(clips, "h264", 320, 180))
+    transceiver = publisher.addTransceiver(track, direction="sendonly")
+    transceiver.setCodecPreferences([_capability("video", "h264")])
+    transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+    with gathering_from(LOOPBACK_ADDRESSES):
+        await publisher.setLocalDescription(await publisher.createOffer())
+    offer = parse_offer(publisher.localDescription.sdp)
+    video = offer.of_kind("video")
+    assert video is not None
+    picked = choose_codec(video, passthrough=True)
+    assert picked is not None
+
+    transport = ReceiveTransport(host_addresses=LOOPBACK_ADDRESSES)
+    sink = Sink()
+    try:
+        await transport.gather()
+        local = transport.local_parameters()
+        answer = build_answer(
+            offer,
+            LocalTransport(local.ice_ufrag, local.ice_pwd, local.fingerprint, local.candidates),
+            {video.index: picked[0]},
+        )
+        codec = picked[0]
+        transport.register(
+            sink,
+            [RTCRtpCodecParameters(mimeType="video/H264", clockRate=90_000, payloadType=codec.payload_type)],
+            [RTCRtpHeaderExtensionParameters(id=i, uri=uri) for uri, i in video.extensions.items()],
+        )
+        await publisher.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        remote = RemoteParameters(
+            offer.ice_ufrag,
+            offer.ice_pwd,
+            offer.ice_lite,
+            tuple((f.algorithm, f.value) for f in offer.fingerprints),
+            offer.candidates,
+            dtls_role(offer.setup),
+        )
+        async with asyncio.timeout(10):
+            assert await transport.connect(remote)
+            await sink.got.wait()
+        assert {p.payload_type for p in sink.rtp} == {codec.payload_type}
+        ssrc = sink.rtp[0].ssrc
+        pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1234, media_ssrc=ssrc)
+        assert await transport.send_rtcp(bytes(pli))
+        async with asyncio.timeout(5):
+            while track.keyframe_requests == 0:
+                await asyncio.sleep(0.02)
+        async with asyncio.timeout(5):  # aiortc's sender reports reach the sink too
+            while not sink.rtcp:
+                await asyncio.sleep(0.05)
+    finally:
+        await publisher.close()
+        await transport.close()
+    assert transport.closed and not await transport.send_rtcp(bytes(pli))
