@@ -78,6 +78,7 @@ async def admit_session(
     resource_id: str = "",
     state: IngressState | None = None,
     accept: Callable[[IngressInfo], None] | None = None,
+    info: IngressInfo | None = None,
 ) -> IngressInfo:
     """Start-of-session admission for a push input (RTMP/WHIP/SRT), as livekit/ingress does it (ingress.md §1.3).
 
@@ -89,9 +90,12 @@ async def admit_session(
     IngressInfo carrying the stored state.
 
     ``state`` is the session's own BUFFERING state (e.g. ``SessionState.snapshot()``), so that admission and the
-    session's later reports share one ``started_at``; without it a new one is made from ``resource_id``.
+    session's later reports share one ``started_at``; without it a new one is made from ``resource_id``.  ``info``
+    is the ingress the caller just looked the key up to (one lookup per publish, not two: in livekit mode each is
+    a psrpc round trip to livekit-server).
     """
-    info = await control.get_ingress_info(stream_key=stream_key)
+    if info is None:
+        info = await control.get_ingress_info(stream_key=stream_key)
     if state is None:
         state = IngressState(started_at=now_ns(), resource_id=resource_id)
     info.state.CopyFrom(state)
@@ -158,7 +162,9 @@ class Admission:
         self.control = control
         self.capacity = capacity
 
-    async def admit_push(self, stream_key: str, input_type: int, resource_id: str) -> IngressInfo:
+    async def admit_push(
+        self, stream_key: str, input_type: int, resource_id: str, info: IngressInfo | None = None
+    ) -> IngressInfo:
         """A publisher's session: the stream key's ingress, stored BUFFERING with ``resource_id``'s CPU reserved.
 
         Refusals raise IngressError with LiveKit's message and reserve nothing; the caller releases the
@@ -169,7 +175,12 @@ class Admission:
 
         try:
             return await admit_session(
-                self.control, stream_key=stream_key, input_type=input_type, resource_id=resource_id, accept=reserve
+                self.control,
+                stream_key=stream_key,
+                input_type=input_type,
+                resource_id=resource_id,
+                accept=reserve,
+                info=info,
             )
         except BaseException:
             self.release(resource_id)  # a refusal, or the caller went away while the state was being stored

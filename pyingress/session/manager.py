@@ -151,7 +151,7 @@ class SessionManager:
             log.info("ingress %s: publisher joins running session %s", info.ingress_id, running.resource_id)
             return running.resource_id
         resource_id = new_resource_id(input_type)
-        admitted = await self.admission.admit_push(stream_key, input_type, resource_id)
+        admitted = await self.admission.admit_push(stream_key, input_type, resource_id, info)
         state = SessionState(admitted, resource_id, self.control, initial=admitted.state)
         if not self.accepting:  # began while we waited: admitted into a service that is stopping
             self.admission.release(resource_id)
