@@ -105,6 +105,14 @@ class IngressService:
         self._runners.append(runner)
 
     async def start(self) -> None:
+        """Start every part in order; if one fails, what was started is closed again before the error goes on."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         for component in self._components:
             await component.start()
             self._started.append(component)

@@ -3,6 +3,7 @@ with what it needs checked before anything starts — by ``build_service`` and, 
 with one line."""
 
 import asyncio
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -151,3 +152,18 @@ def test_serve_in_livekit_mode_without_redis_says_so_in_one_line_and_exits_1(tmp
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("pyingress: cannot start: livekit mode: redis unavailable"), result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+async def test_a_part_that_fails_to_start_leaves_nothing_started_behind(tmp_path: Path) -> None:
+    taken = free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        whip_port = free_port()
+        service = build_service(_config(tmp_path, rtmp_port=taken, whip_port=whip_port, prometheus_port=free_port()))
+        with pytest.raises(OSError):
+            await service.start()  # the RTMP port is taken: the last part to start fails
+    # Everything before it was closed again: a second service starts cleanly in the same process.
+    again = build_service(_config(tmp_path, rtmp_port=free_port(), whip_port=whip_port))
+    await again.start()
+    await again.stop()
