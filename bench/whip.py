@@ -12,6 +12,11 @@ What it measures (one run):
   at once (default 10, each a 1280×720 30 fps H.264 stream at about 2.5 Mb/s plus Opus, each watched by a room
   subscriber so that the SFU keeps every layer flowing); sessions per core = 1 / that.  Goal ≥ 20.
 
+- with ``--transcoded``: **transcoded WHIP against RTMP**, one session at a time, same source (the publisher's
+  1280×720 H.264 loop; ffmpeg pushes the same file over RTMP with AAC), default preset, one viewer at HIGH: CPU
+  seconds per media second of pyingress's whole process tree (its media workers included), and the ratio (goal:
+  within 5 %).
+
 How: pyingress runs as its own process (``--child-serve``: `serve` with two timing wrappers added in that process
 only; nothing in pyingress/ changes).  Publishers and subscribers run in this process; livekit-server in its own.
 The machine is shared (2 cores): publishers, subscribers and the SFU compete with pyingress, so latency figures are
@@ -20,6 +25,7 @@ upper bounds of what a dedicated host sees, and CPU is read from pyingress's own
     .cache/venv/bin/python bench/whip.py                 # 10 sessions, 20 s measured
     .cache/venv/bin/python bench/whip.py --smoke         # 2 sessions, 5 s, for CI
     .cache/venv/bin/python bench/whip.py --sessions 5 --seconds 30 --json out.json
+    .cache/venv/bin/python bench/whip.py --transcoded          # WHIP vs RTMP, transcoded, 20 s each
 """
 
 import argparse
@@ -109,55 +115,111 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of ``pid`` and every descendant alive now (media workers are forked from a zygote child)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    family, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in family:
+                family.add(child)
+                frontier.append(child)
+    total = 0.0
+    for member in family:
+        try:
+            total += cpu_seconds(member)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 # -- the run ---------------------------------------------------------------------------------------------------------
 
 
-async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
-    room_server = LocalRoomServer(
-        RoomServerOptions(
-            port=free_port(),
-            rtc_tcp_port=free_port(),
-            rtc_udp_port=free_udp_port(),
-            api_key=API_KEY,
-            api_secret=API_SECRET,
-            log_path=str(work / "livekit.log"),
-            congestion_control=False,
+class Stack:
+    """livekit-server and an instrumented `pyingress serve` (RTMP on too when ``rtmp``)."""
+
+    def __init__(self, work: Path, rtmp: bool = False) -> None:
+        self.work = work
+        self.room_server = LocalRoomServer(
+            RoomServerOptions(
+                port=free_port(),
+                rtc_tcp_port=free_port(),
+                rtc_udp_port=free_udp_port(),
+                api_key=API_KEY,
+                api_secret=API_SECRET,
+                log_path=str(work / "livekit.log"),
+                congestion_control=False,
+            )
         )
-    )
-    room_server.start(timeout=60)
-    http_port = free_port()
-    config = {
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "ws_url": room_server.options.ws_url,
-        "bind_address": "127.0.0.1",
-        "whip_port": http_port,
-        "rtmp_port": -1,
-        "srt_port": -1,
-        "store_path": str(work / "pyingress.sqlite3"),
-        "rtc_config": {"enable_loopback_candidate": True},
-        "logging": {"level": "warn"},
-        "cpu_cost": {"whip_bypass_transcoding_cpu_cost": 0.01},
-    }
-    (work / "pyingress.yaml").write_text(yaml.safe_dump(config))
-    out = work / "samples.json"
-    log = (work / "pyingress.log").open("w")
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--child-serve", str(work / "pyingress.yaml"), "--out", str(out)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    http_url = f"http://127.0.0.1:{http_port}"
+        self.http_port = free_port()
+        self.rtmp_port = free_port() if rtmp else -1
+        self.out = work / "samples.json"
+        self.child: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    async def start(self) -> "Stack":
+        self.room_server.start(timeout=60)
+        config = {
+            "api_key": API_KEY,
+            "api_secret": API_SECRET,
+            "ws_url": self.room_server.options.ws_url,
+            "bind_address": "127.0.0.1",
+            "whip_port": self.http_port,
+            "rtmp_port": self.rtmp_port,
+            "srt_port": -1,
+            "store_path": str(self.work / "pyingress.sqlite3"),
+            "rtc_config": {"enable_loopback_candidate": True},
+            "logging": {"level": "warn"},
+            "cpu_cost": {"whip_bypass_transcoding_cpu_cost": 0.01, "min_idle_ratio": 0.0},
+        }
+        (self.work / "pyingress.yaml").write_text(yaml.safe_dump(config))
+        self._log = (self.work / "pyingress.log").open("w")
+        self.child = subprocess.Popen(
+            [sys.executable, __file__, "--child-serve", str(self.work / "pyingress.yaml"), "--out", str(self.out)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{self.http_url}/health", timeout=1)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.terminate()
+            self.child.wait(timeout=30)
+            self._log.close()
+        self.room_server.stop()
+
+
+def viewer_token(identity: str, room: str) -> str:
+    token = api.AccessToken(API_KEY, API_SECRET).with_identity(identity)
+    return token.with_grants(api.VideoGrants(room_join=True, room=room, can_publish=False)).to_jwt()
+
+
+async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
+    stack = await Stack(work).start()
+    assert stack.child is not None
+    child, room_server, out = stack.child, stack.room_server, stack.out
+    http_url = stack.http_url
     publishers: list[WhipPublisher] = []
     viewers: list[RoomSubscriber] = []
     result: dict[str, Any] = {"sessions": sessions, "seconds": seconds}
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{http_url}/health", timeout=1)
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
         async with api.LiveKitAPI(http_url, API_KEY, API_SECRET) as client:
             for index in range(sessions):
                 info = await client.ingress.create_ingress(
@@ -168,9 +230,8 @@ async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
                         participant_identity=f"whip-{index}",
                     )
                 )
-                token = api.AccessToken(API_KEY, API_SECRET).with_identity(f"viewer-{index}")
-                token = token.with_grants(api.VideoGrants(room_join=True, room=f"bench-{index}", can_publish=False))
-                viewer = await RoomSubscriber(room_server.options.ws_url, token.to_jwt()).__aenter__()
+                token = viewer_token(f"viewer-{index}", f"bench-{index}")
+                viewer = await RoomSubscriber(room_server.options.ws_url, token).__aenter__()
                 viewers.append(viewer)
                 publisher = WhipPublisher(f"{info.url}/{info.stream_key}", work, video="h264", bitrate="2500k")
                 publishers.append(publisher)
@@ -193,10 +254,7 @@ async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
             await publisher.stop()
         for viewer in viewers:
             await viewer.__aexit__(None, None, None)
-        child.terminate()
-        child.wait(timeout=30)
-        log.close()
-        room_server.stop()
+        stack.stop()
     samples = json.loads(out.read_text()) if out.exists() else []
     started = min((sample[0] for sample in samples), default=0.0)
     kept = [sample for sample in samples if sample[0] - started >= SKIP_SECONDS]
@@ -212,6 +270,82 @@ async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
             "to_write_p95": percentile(to_write, 0.95),
         }
     return result
+
+
+async def _cpu_while(stack: Stack, viewer: RoomSubscriber, identity: str, seconds: float) -> float:
+    """CPU-s per media second of pyingress's process tree while one session plays to ``viewer``."""
+    assert stack.child is not None
+    await viewer.first_video_frame(identity, timeout=40)
+    await asyncio.sleep(SKIP_SECONDS)
+    cpu_before, wall_before = tree_cpu_seconds(stack.child.pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (tree_cpu_seconds(stack.child.pid) - cpu_before) / (time.monotonic() - wall_before)
+
+
+async def run_transcoded(seconds: float, work: Path) -> dict[str, Any]:
+    """One transcoded WHIP session, then one RTMP session of the same file, each alone; default preset."""
+    from tests.harness.publishers import ffmpeg_binary
+    from tests.harness.whip_publisher import encode_audio, encode_video
+
+    stack = await Stack(work, rtmp=True).start()
+    result: dict[str, Any] = {"seconds": seconds}
+    encode_video(work, "h264", 1280, 720, bitrate="2500k")
+    encode_audio(work, 2)
+    try:
+        async with api.LiveKitAPI(stack.http_url, API_KEY, API_SECRET) as client:
+            whip = await client.ingress.create_ingress(
+                CreateIngressRequest(
+                    input_type=IngressInput.WHIP_INPUT,
+                    name="whip-t",
+                    room_name="whip-t",
+                    participant_identity="whip-t",
+                    enable_transcoding=True,
+                )
+            )
+            async with RoomSubscriber(stack.room_server.options.ws_url, viewer_token("v1", "whip-t")) as viewer:
+                publisher = WhipPublisher(f"{whip.url}/{whip.stream_key}", work, video="h264", bitrate="2500k")
+                try:
+                    assert (await publisher.start()).status == 201
+                    result["whip_cpu"] = await _cpu_while(stack, viewer, "whip-t", seconds)
+                finally:
+                    await publisher.stop()
+            await asyncio.sleep(7)  # the session ends (grace), its worker exits
+            rtmp = await client.ingress.create_ingress(
+                CreateIngressRequest(
+                    input_type=IngressInput.RTMP_INPUT, name="rtmp-t", room_name="rtmp-t", participant_identity="rtmp-t"
+                )
+            )
+            # The publisher's very loop, in MP4 so that ffmpeg can loop it (a raw .h264 file cannot be rewound).
+            loop = work / "pattern.mp4"
+            remux = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-framerate", "30"]
+            subprocess.run(
+                [*remux, "-i", str(work / "pattern-h264-1280x720-2500k.h264"), "-c", "copy", str(loop)], check=True
+            )
+            command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1"]
+            command += ["-i", str(loop)]
+            command += ["-stream_loop", "-1", "-i", str(work / "tone-2.ogg"), "-c:v", "copy", "-c:a", "aac"]
+            command += ["-f", "flv", f"rtmp://127.0.0.1:{stack.rtmp_port}/live/{rtmp.stream_key}"]
+            encoder = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+            try:
+                async with RoomSubscriber(stack.room_server.options.ws_url, viewer_token("v2", "rtmp-t")) as viewer:
+                    result["rtmp_cpu"] = await _cpu_while(stack, viewer, "rtmp-t", seconds)
+            finally:
+                encoder.terminate()
+                encoder.wait(timeout=10)
+    finally:
+        stack.stop()
+    result["whip_over_rtmp"] = result["whip_cpu"] / result["rtmp_cpu"]
+    return result
+
+
+def report_transcoded(result: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "WHIP transcoded vs RTMP, same 1280x720 H.264 file, default preset, one viewer each, alone in turn",
+            f"  pyingress process tree CPU per media second: WHIP {result['whip_cpu']:.3f}, "
+            f"RTMP {result['rtmp_cpu']:.3f} => WHIP/RTMP {result['whip_over_rtmp']:.3f}",
+        ]
+    )
 
 
 def report(result: dict[str, Any]) -> str:
@@ -241,6 +375,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--smoke", action="store_true", help="2 sessions, 5 s: does it work (CI)")
+    parser.add_argument("--transcoded", action="store_true", help="transcoded WHIP against RTMP, CPU")
     parser.add_argument("--json", help="write the figures here too")
     parser.add_argument("--child-serve", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -249,8 +384,12 @@ def main() -> int:
         return run_child(args.child_serve, args.out)
     sessions, seconds = (2, 5.0) if args.smoke else (args.sessions, args.seconds)
     with tempfile.TemporaryDirectory(prefix="bench-whip-") as tmp:
-        result = asyncio.run(run(sessions, seconds, Path(tmp)))
-    print(report(result))
+        if args.transcoded:
+            result = asyncio.run(run_transcoded(5.0 if args.smoke else args.seconds, Path(tmp)))
+            print(report_transcoded(result))
+        else:
+            result = asyncio.run(run(sessions, seconds, Path(tmp)))
+            print(report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
