@@ -1,0 +1,208 @@
+"""MPEG-TS from an SRT socket into the data path's vocabulary, through PyAV (reference feasibility.md §8).
+
+``SrtStream`` is the file-like object PyAV reads: one live message per ``read`` (SRT delivers each at its time to
+play, TSBPD), the first one checked to be MPEG-TS so that a publisher sending anything else is told so at once
+instead of FFmpeg searching megabytes for a sync byte.  ``TsReader`` opens it with FFmpeg's mpegts demuxer, picks
+one video and one audio stream, and yields ``StreamDescription``s then ``EncodedPacket``s with the TS's 90 kHz
+timestamps.  It runs on the connection's own thread; handing items to the event loop is the caller's business.
+"""
+
+import ctypes
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import cast
+
+import av
+import av.container
+import av.error
+from av.audio.codeccontext import AudioCodecContext
+from av.video.codeccontext import VideoCodecContext
+
+from pyingress.ingest.srt.libsrt import MAX_PAYLOAD_SIZE, Errno, SrtError, SrtSocket
+from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
+
+log = logging.getLogger("pyingress.srt")
+
+TS_PACKET = 188
+TS_SYNC = 0x47
+# The codecs an SRT encoder sends in MPEG-TS that the pipeline decodes (issue 13: H.264/HEVC + AAC/Opus/MP2).
+VIDEO_CODECS = frozenset({"h264", "hevc"})
+AUDIO_CODECS = frozenset({"aac", "opus", "mp2", "mp3"})
+# FFmpeg probes the first seconds for each stream's parameters; an encoder's keyframe interval is usually ≤ 2 s,
+# and H.264's size is known only from its first SPS.
+PROBE_OPTIONS = {"analyzeduration": "3000000", "probesize": "4000000"}
+# FFmpeg's mpegts demuxer reads on for as long as no packet of a known stream turns up (a TS of null packets, or
+# of PIDs no PMT announces, keeps it reading forever): this many bytes without a packet end the stream in words.
+MAX_BYTES_WITHOUT_MEDIA = 8_000_000
+
+
+class TsError(Exception):
+    """The stream cannot be ingested; the message is the ingress error the user sees."""
+
+
+class PeerGone(Exception):
+    """The publisher closed or the connection broke: a normal end for a push, not a media error."""
+
+
+def check_ts(data: bytes) -> None:
+    """Raise TsError unless ``data`` (one SRT message) is whole MPEG-TS packets, as encoders send them."""
+    if not data:
+        return
+    if data[0] != TS_SYNC or len(data) % TS_PACKET:
+        head = data[:8].hex(" ")
+        raise TsError(
+            f"not MPEG-TS: SRT messages must be 188-byte TS packets starting with 0x47 (got {len(data)} bytes: {head})"
+        )
+    for offset in range(0, len(data), TS_PACKET):
+        if data[offset] != TS_SYNC:
+            raise TsError(f"not MPEG-TS: no sync byte at offset {offset} of a {len(data)}-byte SRT message")
+
+
+class SrtStream:
+    """A connected SRT socket as a file PyAV reads."""
+
+    def __init__(self, sock: SrtSocket) -> None:
+        self.sock = sock
+        self.buffer = ctypes.create_string_buffer(MAX_PAYLOAD_SIZE + 44)  # room for the largest live message
+        self.messages = 0
+        self.bytes = 0
+        self.media_at = 0  # ``bytes`` when the reader last got a packet out (TsReader sets it)
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            count = self.sock.recv_into(self.buffer)
+        except SrtError as error:
+            if error.code == Errno.ETIMEOUT:
+                raise PeerGone("no data within the read timeout") from None
+            # ECONNLOST / ENOCONN / EINVSOCK: the peer went away or we closed the socket.
+            raise PeerGone(error.message) from None
+        if count == 0:
+            raise PeerGone("the publisher closed the connection")
+        data = self.buffer.raw[:count]
+        if self.messages < 8:  # the first messages decide; after that FFmpeg resyncs on its own
+            check_ts(data)
+        self.messages += 1
+        self.bytes += count
+        if self.bytes - self.media_at > MAX_BYTES_WITHOUT_MEDIA:
+            raise TsError(
+                f"the SRT stream's MPEG-TS holds no audio or video: {MAX_BYTES_WITHOUT_MEDIA // 1_000_000} MB "
+                "without a media packet"
+            )
+        return data
+
+
+def _codec_name(stream: av.stream.Stream) -> str:
+    codec = stream.codec_context.codec
+    return str(getattr(codec, "canonical_name", None) or codec.name)
+
+
+class TsReader:
+    """The chosen streams of an MPEG-TS from one publisher: descriptions, then packets until it stops."""
+
+    def __init__(self, stream: SrtStream, label: str) -> None:
+        self.stream = stream
+        self.label = label
+        self.container = self._open()
+        try:
+            self.video = self._pick("video", VIDEO_CODECS)
+            self.audio = self._pick("audio", AUDIO_CODECS)
+            if self.video is None and self.audio is None:
+                raise TsError("the SRT stream's MPEG-TS holds no audio or video stream")
+        except BaseException:
+            self.container.close()
+            raise
+        self.packets = 0
+        self._last_dts: dict[int, int] = {}
+
+    def _open(self) -> av.container.InputContainer:
+        try:
+            return av.open(self.stream, mode="r", format="mpegts", options=PROBE_OPTIONS)
+        except (PeerGone, TsError):
+            raise
+        except av.error.EOFError:
+            raise TsError("the SRT stream's MPEG-TS holds no programme (no PAT/PMT) in its first bytes") from None
+        except av.error.FFmpegError as error:
+            raise TsError(f"cannot read the SRT stream as MPEG-TS: {error.strerror}") from None
+
+    def _pick(self, kind: MediaKind, codecs: frozenset[str]) -> av.stream.Stream | None:
+        streams = list(self.container.streams.video if kind == "video" else self.container.streams.audio)
+        usable = [s for s in streams if _codec_name(s) in codecs]
+        if streams and not usable:
+            names = ", ".join(sorted({_codec_name(s) for s in streams}))
+            raise TsError(f"unsupported {kind} codec {names} (SRT takes {', '.join(sorted(codecs))})")
+        return usable[0] if usable else None
+
+    @property
+    def streams(self) -> list[av.stream.Stream]:
+        return [s for s in (self.video, self.audio) if s is not None]
+
+    def descriptions(self) -> list[StreamDescription]:
+        found = []
+        if self.video is not None:
+            video = cast(VideoCodecContext, self.video.codec_context)
+            rate = self.video.average_rate or self.video.guessed_rate
+            found.append(
+                StreamDescription(
+                    kind="video",
+                    codec=_codec_name(self.video),
+                    codec_config=bytes(video.extradata) if video.extradata else None,
+                    width=video.width,
+                    height=video.height,
+                    frame_rate=float(rate) if rate else 0.0,
+                )
+            )
+        if self.audio is not None:
+            audio = cast(AudioCodecContext, self.audio.codec_context)
+            found.append(
+                StreamDescription(
+                    kind="audio",
+                    codec=_codec_name(self.audio),
+                    codec_config=bytes(audio.extradata) if audio.extradata else None,
+                    sample_rate=audio.sample_rate,
+                    channels=audio.layout.nb_channels,
+                )
+            )
+        return found
+
+    def packets_in_order(self) -> Iterator[EncodedPacket]:
+        """Packets of the chosen streams until the publisher stops (PeerGone) or the stream breaks (TsError)."""
+        video_index = self.video.index if self.video is not None else -1
+        demuxer = self.container.demux(self.streams)
+        while True:
+            try:
+                packet = next(demuxer)
+            except StopIteration:
+                return
+            except av.error.EOFError:
+                return
+            except av.error.FFmpegError as error:
+                raise TsError(f"the SRT stream's MPEG-TS broke: {error.strerror}") from None
+            if packet.size == 0:
+                continue
+            stream = packet.stream
+            time_base = packet.time_base or stream.time_base
+            if time_base is None:
+                continue
+            dts = packet.dts if packet.dts is not None else packet.pts
+            if dts is None:
+                dts = self._last_dts.get(stream.index)
+                if dts is None:
+                    continue  # nothing to place it in time by yet
+            pts = packet.pts if packet.pts is not None else dts
+            self._last_dts[stream.index] = dts
+            is_video = stream.index == video_index
+            self.packets += 1
+            self.stream.media_at = self.stream.bytes
+            yield EncodedPacket(
+                kind="video" if is_video else "audio",
+                codec=_codec_name(stream),
+                data=bytes(packet),
+                pts=pts,
+                dts=dts,
+                time_base=Fraction(time_base),
+                keyframe=packet.is_keyframe if is_video else True,
+            )
+
+    def close(self) -> None:
+        self.container.close()
