@@ -56,6 +56,7 @@ async def running_service(tmp_path: Path, **extra: Any) -> AsyncIterator[Running
         "bind_address": "127.0.0.1",
         "whip_port": whip_port,
         "rtmp_port": free_port(),
+        "srt_port": -1,  # API tests push nothing; and several services run at once
         "store_path": str(tmp_path / "ingress.sqlite3"),
         "rtmp_base_url": "rtmp://ingress.example.com:1935/live",
         **extra,

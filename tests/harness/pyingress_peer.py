@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from tests.harness.livekit_peer import API_KEY, API_SECRET
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, free_udp_port
 from tests.harness.processes import start_logged, stop, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,6 +39,7 @@ class PyingressPeer:
                 "public_host": "127.0.0.1",
                 "rtmp_port": free_port(),
                 "whip_port": free_port(),
+                "srt_port": free_udp_port(),  # not SRT's 8890: several pyingress peers run at once
                 "store_path": str(workdir / "pyingress.sqlite3"),
                 "logging": {"level": "debug"},
             },
@@ -56,6 +57,10 @@ class PyingressPeer:
     @property
     def rtmp_url(self) -> str:
         return f"rtmp://127.0.0.1:{self.config['rtmp_port']}/live"
+
+    @property
+    def srt_port(self) -> int:
+        return int(self.config["srt_port"])
 
     def _healthy(self) -> bool:
         try:
