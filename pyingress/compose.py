@@ -16,6 +16,7 @@ from pyingress.control.state import SessionRegistry
 from pyingress.ingest.door import FrontDoor
 from pyingress.ingest.pull.door import PullSettings, UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
+from pyingress.ingest.srt.front_door import SrtFrontDoor
 from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.media.launcher import WorkerLauncher, default_launcher
 from pyingress.node_metrics import NodeMetrics
@@ -62,6 +63,8 @@ def push_doors(config: Config, sessions: SessionManager) -> list[FrontDoor]:
         doors.append(RtmpFrontDoor(config, sessions))
     if WhipFrontDoor.wanted(config):
         doors.append(WhipFrontDoor(config, sessions))
+    if SrtFrontDoor.wanted(config):
+        doors.append(SrtFrontDoor(config, sessions))
     return doors
 
 

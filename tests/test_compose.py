@@ -20,11 +20,12 @@ from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPl
 from pyingress.control.standalone import StandaloneControlPlane
 from pyingress.ingest.pull.door import UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
+from pyingress.ingest.srt.front_door import SrtFrontDoor
 from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.node_metrics import NodeMetrics
 from pyingress.room_server import RoomConnection
 from pyingress.session.manager import SessionManager
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, free_udp_port
 from tests.harness.processes import tcp_open
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ def _config(tmp_path: Path, **extra: Any) -> Config:
         "ws_url": "ws://127.0.0.1:7880",  # never dialled: no publisher in these tests
         "bind_address": "127.0.0.1",
         "store_path": str(tmp_path / "ingress.sqlite3"),
+        "srt_port": free_udp_port(),
         **extra,
     }
     return parse_config(yaml.safe_dump(body), env={})
@@ -53,7 +55,7 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
     plane, sessions = service.control_plane, service.sessions
     assert isinstance(service.room, RoomConnection)
     assert isinstance(plane, StandaloneControlPlane) and isinstance(sessions, SessionManager)
-    assert [type(door) for door in service.front_doors] == [RtmpFrontDoor, WhipFrontDoor]
+    assert [type(door) for door in service.front_doors] == [RtmpFrontDoor, WhipFrontDoor, SrtFrontDoor]
     # The sessions admit through the very records the API serves, and are the API's registry of running ones.
     assert sessions.control is plane.control and sessions.registry is plane.sessions
     assert sessions.room is service.room
@@ -70,12 +72,13 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
         NodeMetrics,
         RtmpFrontDoor,
         WhipFrontDoor,
+        SrtFrontDoor,
     ]
     plane.store.close()
 
 
 def test_a_door_turned_off_is_not_built(tmp_path: Path) -> None:
-    service = build_service(_config(tmp_path, rtmp_port=-1, whip_port=-1))
+    service = build_service(_config(tmp_path, rtmp_port=-1, whip_port=-1, srt_port=-1))
     assert service.front_doors == []
     assert "RTMP" not in service.banner()
     assert isinstance(service.control_plane, StandaloneControlPlane)
@@ -83,14 +86,15 @@ def test_a_door_turned_off_is_not_built(tmp_path: Path) -> None:
 
 
 async def test_the_composed_service_starts_serves_and_stops(tmp_path: Path) -> None:
-    rtmp_port, whip_port = free_port(), free_port()
-    service = build_service(_config(tmp_path, rtmp_port=rtmp_port, whip_port=whip_port))
+    rtmp_port, whip_port, srt_port = free_port(), free_port(), free_udp_port()
+    service = build_service(_config(tmp_path, rtmp_port=rtmp_port, whip_port=whip_port, srt_port=srt_port))
     await service.start()
     try:
         assert tcp_open(rtmp_port)
         assert await asyncio.to_thread(_get, f"http://127.0.0.1:{whip_port}/health") == b"Healthy"
         banner = service.banner()
         assert f"rtmp://127.0.0.1:{rtmp_port}/live/<stream key>" in banner
+        assert f"srt://127.0.0.1:{srt_port}?streamid=#!::r=<stream key>,m=publish" in banner
         assert "./run ingress create" in banner
     finally:
         await service.stop()
