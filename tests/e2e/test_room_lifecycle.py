@@ -1,6 +1,8 @@
 """End to end, a session's life as users see it: states over the API, signed webhooks, reconnects, newer publishers.
 
-ffmpeg pushes RTMP into `pyingress serve` publishing into the session's livekit-server.  The viewer counts
+ffmpeg pushes RTMP into `pyingress serve` publishing into the deployment's livekit-server; every test runs in
+standalone and in livekit mode (tests/e2e/conftest.py's ``deployment``: the Ingress API, the records and the
+webhooks are pyingress's in one and livekit-server's in the other, the worker is pyingress).  The viewer counts
 participant joins and leaves: a reconnect within the grace window (issue 4) or a second encoder on the same key
 must not show up there at all — one participant, one sid, frames flowing again.
 """
@@ -9,15 +11,12 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from livekit import api
-
-from tests.control.webhook_receiver import WebhookSink
 from tests.e2e.room_session import (
     INACTIVE,
     PUBLISHING,
+    Deployment,
     create_rtmp_ingress,
     ingress_state,
     push,
@@ -27,75 +26,72 @@ from tests.e2e.room_session import (
     stop_encoder,
     wait_status,
 )
-from tests.harness.livekit_peer import LivekitPeer
-from tests.harness.ports import free_port
 from tests.harness.publishers import TestPattern
-from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
 
 SMALL = TestPattern(width=640, height=360, duration=60)  # the size does not matter here; CPU does
 
 
-async def test_states_and_webhooks_follow_one_publish(
-    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
-) -> None:
-    sink = await WebhookSink(free_port()).start()
-    # A 1 s grace window instead of 5 s: the end is the same, only sooner.
-    peer = pyingress_factory({"webhook": {"api_key": "devkey", "urls": [sink.url]}, "reconnect_grace_seconds": 1})
+async def test_states_and_webhooks_follow_one_publish(deployment: Deployment, tmp_path: Path) -> None:
+    # A 1 s grace window instead of 5 s: the end is the same, only sooner.  The webhooks come from the Ingress
+    # service: pyingress in standalone, livekit-server in livekit mode (for the states the worker reports to it).
+    # The one difference: livekit-server, the room server too, also sends room/participant/track events to the same
+    # URL; ``deployment.webhooks`` keeps only its ``ingress_*`` ones there, and every event in standalone.
+    await deployment.start({"reconnect_grace_seconds": 1}, webhooks=True)
+    sink = deployment.webhooks
     room, identity = "lifecycle-states", "enc-states"
     statuses: list[str] = []
-    try:
-        async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
-            info = await create_rtmp_ingress(client, room, identity)
-            recorder = asyncio.create_task(record_statuses(client, info.ingress_id, statuses))
+    async with deployment.api() as client:
+        info = await create_rtmp_ingress(client, room, identity)
+        recorder = asyncio.create_task(record_statuses(client, info.ingress_id, statuses))
+        try:
+            await asyncio.sleep(0.2)
+            encoder = push(TestPattern(width=640, height=360, duration=4), info, tmp_path / "ffmpeg.log")
             try:
-                await asyncio.sleep(0.2)
-                encoder = push(TestPattern(width=640, height=360, duration=4), info, tmp_path / "ffmpeg.log")
-                try:
-                    await wait_status(client, info.ingress_id, PUBLISHING, timeout=30, interval=0.05)
-                    assert await asyncio.to_thread(encoder.wait, 30) == 0  # ffmpeg ends its stream by itself
-                finally:
-                    stop_encoder(encoder)
-                state = await wait_status(client, info.ingress_id, INACTIVE, timeout=30, interval=0.05)
-                async with asyncio.timeout(5):  # until the recorder has seen it too
-                    while statuses[-1] != "ENDPOINT_INACTIVE":
-                        await asyncio.sleep(0.02)
+                await wait_status(client, info.ingress_id, PUBLISHING, timeout=30, interval=0.05)
+                assert await asyncio.to_thread(encoder.wait, 30) == 0  # ffmpeg ends its stream by itself
             finally:
-                recorder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await recorder
-        assert statuses == ["ENDPOINT_INACTIVE", "ENDPOINT_BUFFERING", "ENDPOINT_PUBLISHING", "ENDPOINT_INACTIVE"]
-        assert state.ended_at >= state.started_at > 0 and not state.error
+                stop_encoder(encoder)
+            state = await wait_status(client, info.ingress_id, INACTIVE, timeout=30, interval=0.05)
+            async with asyncio.timeout(5):  # until the recorder has seen it too
+                while statuses[-1] != "ENDPOINT_INACTIVE":
+                    await asyncio.sleep(0.02)
+        finally:
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+    assert statuses == ["ENDPOINT_INACTIVE", "ENDPOINT_BUFFERING", "ENDPOINT_PUBLISHING", "ENDPOINT_INACTIVE"]
+    assert state.ended_at >= state.started_at > 0 and not state.error
 
-        received = await sink.wait_for(2, timeout=15)
-        await asyncio.sleep(0.5)  # nothing else may follow
-        events = [(r.event.event, status_name(r.event.ingress_info.state.status)) for r in sink.received]
-        assert events == [("ingress_started", "ENDPOINT_PUBLISHING"), ("ingress_ended", "ENDPOINT_INACTIVE")]
-        assert {r.event.ingress_info.ingress_id for r in received} == {info.ingress_id}
-        assert received[0].event.ingress_info.state.resource_id == state.resource_id
-        assert sink.refused == []  # every POST verified with livekit-api's WebhookReceiver
-    finally:
-        await sink.stop()
-        peer.stop()
+    received = await sink.wait_for(2, timeout=15)
+    await asyncio.sleep(0.5)  # nothing else may follow
+    events = [(r.event.event, status_name(r.event.ingress_info.state.status)) for r in sink.received]
+    assert events == [("ingress_started", "ENDPOINT_PUBLISHING"), ("ingress_ended", "ENDPOINT_INACTIVE")]
+    assert {r.event.ingress_info.ingress_id for r in received} == {info.ingress_id}
+    assert received[0].event.ingress_info.state.resource_id == state.resource_id
+    assert sink.refused == []  # every POST verified with livekit-api's WebhookReceiver
 
 
 async def test_reconnect_within_grace_keeps_one_participant_and_grace_expiry_ends_it(
-    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+    deployment: Deployment, tmp_path: Path
 ) -> None:
-    peer = pyingress_factory()  # the default grace window: 5 s
+    peer = await deployment.start()  # the default grace window: 5 s
     grace = peer.config.get("reconnect_grace_seconds", 5.0)
     room, identity = "lifecycle-reconnect", "enc-reconnect"
-    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+    statuses: list[str] = []
+    async with deployment.api() as client:
         info = await create_rtmp_ingress(client, room, identity)
-        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer:
+        async with RoomSubscriber(deployment.livekit.ws_url, deployment.livekit.token("viewer", room)) as viewer:
             seen = viewer.record_participants()
             first = push(SMALL, info, tmp_path / "ffmpeg-1.log")
             second = None
+            recorder = None
             try:
                 tracks = {t.sid for t in (await viewer.wait_tracks(identity, timeout=30)).tracks}
                 sid = viewer.room.remote_participants[identity].sid
                 await viewer.first_video_frame(identity)
-                await wait_status(client, info.ingress_id, PUBLISHING)
+                before = await wait_status(client, info.ingress_id, PUBLISHING)
+                recorder = asyncio.create_task(record_statuses(client, info.ingress_id, statuses))
 
                 first.send_signal(signal.SIGKILL)  # an encoder crash: no unpublish, the TCP connection just drops
                 first.wait()
@@ -108,9 +104,12 @@ async def test_reconnect_within_grace_keeps_one_participant_and_grace_expiry_end
                 assert participant.sid == sid
                 assert {t.sid for t in viewer.report(participant).tracks} == tracks  # the same tracks, not new ones
                 assert seen == [("connected", identity, sid)]
-                assert [p.sid for p in await room_participants(livekit_server, room) if p.identity == identity] == [sid]
+                in_room = [p.sid for p in await room_participants(deployment.livekit, room) if p.identity == identity]
+                assert in_room == [sid]
                 state = await ingress_state(client, info.ingress_id)
                 assert state.status == PUBLISHING and state.resource_id.startswith("RT_")
+                assert state.resource_id == before.resource_id  # the same session all along
+                assert "ENDPOINT_INACTIVE" not in statuses  # the API never saw it end in between
 
                 # No publisher for longer than the grace window: the participant leaves, the ingress is INACTIVE.
                 second.send_signal(signal.SIGKILL)
@@ -123,20 +122,21 @@ async def test_reconnect_within_grace_keeps_one_participant_and_grace_expiry_end
                 ended = await wait_status(client, info.ingress_id, INACTIVE, timeout=10)
                 assert ended.resource_id == state.resource_id and not ended.error
             finally:
+                if recorder is not None:
+                    recorder.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await recorder
                 for encoder in (first, second):
                     if encoder is not None:
                         stop_encoder(encoder)
-    peer.stop()
 
 
-async def test_newest_publisher_on_the_same_key_wins(
-    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
-) -> None:
-    peer = pyingress_factory()
+async def test_newest_publisher_on_the_same_key_wins(deployment: Deployment, tmp_path: Path) -> None:
+    await deployment.start()
     room, identity = "lifecycle-newest", "enc-newest"
-    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+    async with deployment.api() as client:
         info = await create_rtmp_ingress(client, room, identity)
-        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer:
+        async with RoomSubscriber(deployment.livekit.ws_url, deployment.livekit.token("viewer", room)) as viewer:
             seen = viewer.record_participants()
             older = push(SMALL, info, tmp_path / "ffmpeg-older.log")
             newer = None
@@ -160,4 +160,3 @@ async def test_newest_publisher_on_the_same_key_wins(
                 for encoder in (older, newer):
                     if encoder is not None:
                         stop_encoder(encoder)
-    peer.stop()

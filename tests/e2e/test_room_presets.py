@@ -1,17 +1,16 @@
 """End to end, presets and custom options: what a room subscriber receives is exactly what the ingress asked for.
 
-ffmpeg pushes RTMP into `pyingress serve`, which publishes into the session's livekit-server; a `livekit` rtc SDK
-subscriber checks each simulcast layer's decoded size, the video codec, and the audio: 48 kHz, and stereo or mono
-as configured — told apart by content (a 440 Hz left / 1 kHz right source keeps its two tones in stereo and is
-mixed into identical channels in mono) and by the TF_STEREO feature the server lists for the track.
+ffmpeg pushes RTMP into `pyingress serve`, which publishes into the deployment's livekit-server (every test runs in
+standalone and in livekit mode: tests/e2e/conftest.py's ``deployment``); a `livekit` rtc SDK subscriber checks each
+simulcast layer's decoded size, the video codec, and the audio: 48 kHz, and stereo or mono as configured — told
+apart by content (a 440 Hz left / 1 kHz right source keeps its two tones in stereo and is mixed into identical
+channels in mono) and by the TF_STEREO feature the server lists for the track.
 """
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from google.protobuf import json_format
-from livekit import api
 from livekit.protocol.ingress import (
     CreateIngressRequest,
     IngressAudioEncodingPreset,
@@ -22,10 +21,18 @@ from livekit.protocol.ingress import (
 )
 from livekit.protocol.models import AudioTrackFeature, VideoCodec, VideoLayer, VideoQuality
 
-from tests.e2e.room_session import Q_HIGH, Q_LOW, create_rtmp_ingress, push, room_participants, stop_encoder
+from tests.e2e.room_session import (
+    Q_HIGH,
+    Q_LOW,
+    Deployment,
+    create_rtmp_ingress,
+    push,
+    room_participants,
+    stop_encoder,
+)
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.publishers import TestPattern
-from tests.harness.pyingress_peer import REPO, PyingressPeer
+from tests.harness.pyingress_peer import REPO
 from tests.harness.subscriber import RoomSubscriber
 
 LEFT_HZ, RIGHT_HZ = 440, 1000
@@ -73,12 +80,10 @@ async def audio_is_stereo(livekit: LivekitPeer, room: str, identity: str) -> boo
     return AudioTrackFeature.TF_STEREO in audio.audio_features
 
 
-async def test_540p_two_layer_preset_and_stereo_audio(
-    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
-) -> None:
-    peer = pyingress_factory()
+async def test_540p_two_layer_preset_and_stereo_audio(deployment: Deployment, tmp_path: Path) -> None:
+    await deployment.start()
     room, identity = "presets-540p", "enc-540p"
-    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+    async with deployment.api() as client:
         info = await create_rtmp_ingress(
             client,
             room,
@@ -89,23 +94,20 @@ async def test_540p_two_layer_preset_and_stereo_audio(
     pattern = TestPattern(width=1280, height=720, duration=30, right_tone_hz=RIGHT_HZ)
     encoder = push(pattern, info, tmp_path / "ffmpeg.log")
     try:
-        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer:
+        async with RoomSubscriber(deployment.livekit.ws_url, deployment.livekit.token("viewer", room)) as viewer:
             await assert_simulcast_video(viewer, identity, "video/H264", (960, 540), (480, 270))
 
             left, right, difference = await channel_tones(viewer, identity)
             assert abs(left - LEFT_HZ) < 30 and abs(right - RIGHT_HZ) < 30, (left, right)
             assert difference > 0.5
-            assert await audio_is_stereo(livekit_server, room, identity)
+            assert await audio_is_stereo(deployment.livekit, room, identity)
     finally:
         stop_encoder(encoder)
-        peer.stop()
 
 
-async def test_seed_custom_single_1080p_layer_and_mono_options(
-    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
-) -> None:
+async def test_seed_custom_single_1080p_layer_and_mono_options(deployment: Deployment, tmp_path: Path) -> None:
     """examples/rtmp-custom-options-ingress.json as a user would send it: one 1920×1080 layer, Opus mono 64 kb/s."""
-    peer = pyingress_factory()
+    await deployment.start()
     request = json_format.Parse(
         (REPO / "examples/rtmp-custom-options-ingress.json").read_text(), CreateIngressRequest()
     )
@@ -113,13 +115,13 @@ async def test_seed_custom_single_1080p_layer_and_mono_options(
     assert request.audio.options.channels == 1
     room, identity = "presets-custom-1080p", request.participant_identity
     request.room_name = room
-    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+    async with deployment.api() as client:
         info = await client.ingress.create_ingress(request)
     # 1080p on two shared cores: 15 fps at the source is enough to show the size and keeps the run short.
     pattern = TestPattern(width=1920, height=1080, fps=15, gop=30, duration=30, right_tone_hz=RIGHT_HZ)
     encoder = push(pattern, info, tmp_path / "ffmpeg.log")
     try:
-        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer:
+        async with RoomSubscriber(deployment.livekit.ws_url, deployment.livekit.token("viewer", room)) as viewer:
             report = await viewer.wait_tracks(identity, timeout=30)
             (video,) = report.tracks_of("video")
             assert (video.mime_type, video.width, video.height) == ("video/H264", 1920, 1080)
@@ -127,22 +129,19 @@ async def test_seed_custom_single_1080p_layer_and_mono_options(
             assert not video.simulcasted  # one layer: nothing to choose, every frame is that layer
             sizes = await viewer.video_sizes(identity, frames=20, settle=0.5)
             assert sizes == {(1920, 1080): 20}, sizes
-            await assert_mono(viewer, livekit_server, room, identity)
+            await assert_mono(viewer, deployment.livekit, room, identity)
     finally:
         stop_encoder(encoder)
-        peer.stop()
 
 
-async def test_vp8_custom_layers_and_mono_preset(
-    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
-) -> None:
-    peer = pyingress_factory()
+async def test_vp8_custom_layers_and_mono_preset(deployment: Deployment, tmp_path: Path) -> None:
+    await deployment.start()
     room, identity = "presets-vp8", "enc-vp8"
     layers = [
         VideoLayer(quality=VideoQuality.HIGH, width=640, height=360, bitrate=800_000),
         VideoLayer(quality=VideoQuality.LOW, width=320, height=180, bitrate=250_000),
     ]
-    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+    async with deployment.api() as client:
         info = await create_rtmp_ingress(
             client,
             room,
@@ -153,9 +152,8 @@ async def test_vp8_custom_layers_and_mono_preset(
         )
     encoder = push(TestPattern(width=1280, height=720, duration=30, right_tone_hz=RIGHT_HZ), info, tmp_path / "ff.log")
     try:
-        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer:
+        async with RoomSubscriber(deployment.livekit.ws_url, deployment.livekit.token("viewer", room)) as viewer:
             await assert_simulcast_video(viewer, identity, "video/VP8", (640, 360), (320, 180))
-            await assert_mono(viewer, livekit_server, room, identity)
+            await assert_mono(viewer, deployment.livekit, room, identity)
     finally:
         stop_encoder(encoder)
-        peer.stop()

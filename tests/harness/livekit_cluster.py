@@ -74,12 +74,24 @@ class LivekitCluster:
             for index, (rtmp, whip) in enumerate(self._worker_ports)
         ]
 
-    def start(self) -> "LivekitCluster":
+    def start(self, workers: bool = True) -> "LivekitCluster":
+        """Redis, livekit-server and (unless ``workers`` is false: a test starts its own) every worker."""
         self.redis.start()
         self.livekit.start()
-        for worker in self.workers:
+        for worker in self.workers if workers else ():
             worker.start()
         return self
+
+    def replace_worker(self, index: int, workdir: Path, extra: dict[str, Any] | None = None) -> LivekitWorker:
+        """Worker ``index`` stopped and replaced by a new one, not yet started, on the same RTMP and WHIP ports (for
+        worker 0 the ones livekit-server's base URLs name) with ``extra`` config on top: a test's own settings."""
+        self.workers[index].stop()
+        rtmp, whip = self._worker_ports[index]
+        worker = LivekitWorker(
+            workdir, self.livekit.ws_url, self.redis.address, {"rtmp_port": rtmp, "whip_port": whip, **(extra or {})}
+        )
+        self.workers[index] = worker
+        return worker
 
     def stop(self) -> None:
         for worker in self.workers:
