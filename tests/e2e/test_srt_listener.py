@@ -1,0 +1,123 @@
+"""End to end: encoders push MPEG-TS over SRT to an RTMP ingress's stream key; a LiveKit subscriber watches.
+
+Real peers only: Debian ffmpeg (libsrt caller) and srt-live-transmit (srt-tools) publish, livekit-server hosts the
+room, the ``livekit`` SDK subscribes.  Refusals happen at the SRT handshake: the publisher's own log says so, and
+the ingress stays INACTIVE with no session.
+"""
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from livekit import api, rtc
+
+from tests.e2e.room_session import (
+    INACTIVE,
+    PUBLISHING,
+    Q_HIGH,
+    Q_LOW,
+    Q_MEDIUM,
+    create_rtmp_ingress,
+    ingress_state,
+    stop_encoder,
+    wait_status,
+)
+from tests.harness.livekit_peer import LivekitPeer
+from tests.harness.ports import free_udp_port
+from tests.harness.publishers import TestPattern
+from tests.harness.pyingress_peer import PyingressPeer
+from tests.harness.srt_publishers import SrtLiveTransmit, access_streamid, start_ffmpeg_srt
+from tests.harness.subscriber import RoomSubscriber
+
+
+def _srt_peer(factory: Callable[..., PyingressPeer], **srt: object) -> tuple[PyingressPeer, int]:
+    port = free_udp_port()
+    return factory({"srt_port": port, "srt": srt} if srt else {"srt_port": port}), port
+
+
+async def _assert_layer(viewer: RoomSubscriber, identity: str, quality: int, size: tuple[int, int]) -> None:
+    seen = await viewer.sizes_until(identity, quality, size, timeout=30)
+    assert seen[-15:] == [size] * 15, f"quality {quality}: wanted {size}, saw {seen[-30:]}"
+
+
+async def _assert_ladder_and_audio(viewer: RoomSubscriber, identity: str) -> None:
+    report = await viewer.wait_tracks(identity, timeout=30)
+    assert report.kind == rtc.ParticipantKind.PARTICIPANT_KIND_INGRESS
+    (video,) = report.tracks_of("video")
+    (audio,) = report.tracks_of("audio")
+    assert video.simulcasted and video.mime_type == "video/H264" and (video.width, video.height) == (1280, 720)
+    assert audio.mime_type == "audio/opus"
+    await _assert_layer(viewer, identity, Q_HIGH, (1280, 720))
+    await _assert_layer(viewer, identity, Q_MEDIUM, (640, 360))
+    await _assert_layer(viewer, identity, Q_LOW, (320, 180))
+    frames = await viewer.audio_frames(identity, frames=10, channels=2)
+    assert all(f.sample_rate == 48_000 for f in frames)
+
+
+async def test_ffmpeg_pushes_srt_to_an_rtmp_ingress_and_the_room_sees_the_ladder(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    peer, port = _srt_peer(pyingress_factory)
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_rtmp_ingress(client, "e2e-srt-ffmpeg", "srt-encoder")
+        encoder = start_ffmpeg_srt(
+            TestPattern(width=1280, height=720, fps=30, duration=25),
+            port,
+            access_streamid(info.stream_key),
+            tmp_path / "ffmpeg.log",
+        )
+        try:
+            token = livekit_server.token("viewer", "e2e-srt-ffmpeg", can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                await _assert_ladder_and_audio(viewer, "srt-encoder")
+                state = await wait_status(client, info.ingress_id, PUBLISHING)
+                # The same session as an RTMP push: RTMP_INPUT's resource id, and the input as the encoder sent it.
+                assert state.resource_id.startswith("RT_")
+                assert state.video.mime_type == "video/H264" and (state.video.width, state.video.height) == (1280, 720)
+                assert state.audio.mime_type == "audio/aac" and state.audio.channels == 2
+        finally:
+            stop_encoder(encoder)
+        state = await wait_status(client, info.ingress_id, INACTIVE, timeout=30)
+        assert state.ended_at >= state.started_at > 0 and not state.error
+    assert f"srt://127.0.0.1:{port}?streamid=#!::r=<stream key>,m=publish" in peer.log()
+
+
+async def test_srt_live_transmit_pushes_the_bare_stream_key(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    peer, port = _srt_peer(pyingress_factory)
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_rtmp_ingress(client, "e2e-srt-slt", "slt-encoder")
+        publisher = SrtLiveTransmit(
+            TestPattern(width=1280, height=720, fps=30, duration=25), port, info.stream_key, tmp_path / "slt.log"
+        )
+        try:
+            token = livekit_server.token("viewer", "e2e-srt-slt", can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                await _assert_ladder_and_audio(viewer, "slt-encoder")
+        finally:
+            publisher.stop()
+        await wait_status(client, info.ingress_id, INACTIVE, timeout=30)
+
+
+async def test_a_wrong_stream_key_is_refused_at_the_handshake(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    peer, port = _srt_peer(pyingress_factory)
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_rtmp_ingress(client, "e2e-srt-wrong-key", "nobody")
+        encoder = start_ffmpeg_srt(
+            TestPattern(width=320, height=240, duration=5), port, access_streamid("not-a-key"), tmp_path / "ff.log"
+        )
+        assert await asyncio.to_thread(encoder.wait, 30) != 0
+        log = (tmp_path / "ff.log").read_text()
+        assert "REJECT reported from HS processing: Application-defined rejection reason" in log, log
+        publisher = SrtLiveTransmit(TestPattern(width=320, height=240, duration=5), port, "nope", tmp_path / "slt.log")
+        try:
+            await asyncio.to_thread(publisher.wait, 30)  # it gives up (exit status 0 all the same)
+        finally:
+            publisher.stop()
+        assert "REJECT reported" in (tmp_path / "slt.log").read_text()
+        # No session was started for anybody: the real ingress is untouched.
+        assert (await ingress_state(client, info.ingress_id)).status == INACTIVE
+    assert "refused at the handshake: ingress does not exist (SRT_REJX_NOTFOUND)" in peer.log()
