@@ -6,10 +6,14 @@ the ingress stays INACTIVE with no session.
 """
 
 import asyncio
+import contextlib
+import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from livekit import api, rtc
+from livekit.protocol.ingress import UpdateIngressRequest
 
 from tests.e2e.room_session import (
     INACTIVE,
@@ -19,6 +23,8 @@ from tests.e2e.room_session import (
     Q_MEDIUM,
     create_rtmp_ingress,
     ingress_state,
+    push,
+    record_statuses,
     stop_encoder,
     wait_status,
 )
@@ -121,3 +127,103 @@ async def test_a_wrong_stream_key_is_refused_at_the_handshake(
         # No session was started for anybody: the real ingress is untouched.
         assert (await ingress_state(client, info.ingress_id)).status == INACTIVE
     assert "refused at the handshake: ingress does not exist (SRT_REJX_NOTFOUND)" in peer.log()
+
+
+async def test_a_disabled_key_is_refused_at_the_handshake(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    peer, port = _srt_peer(pyingress_factory)
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_rtmp_ingress(client, "e2e-srt-disabled", "disabled")
+        await client.ingress.update_ingress(UpdateIngressRequest(ingress_id=info.ingress_id, enabled=False))
+        encoder = start_ffmpeg_srt(
+            TestPattern(width=320, height=240, duration=5), port, info.stream_key, tmp_path / "ff.log"
+        )
+        assert await asyncio.to_thread(encoder.wait, 30) != 0
+        assert "REJECT reported" in (tmp_path / "ff.log").read_text()
+        assert (await ingress_state(client, info.ingress_id)).status == INACTIVE
+    assert "refused at the handshake: session is disabled (SRT_REJX_FORBIDDEN)" in peer.log()
+
+
+async def test_a_server_passphrase_refuses_a_wrong_or_missing_one_at_the_handshake(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    secret = "pyingress-srt-secret"
+    peer, port = _srt_peer(pyingress_factory, passphrase=secret)
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_rtmp_ingress(client, "e2e-srt-passphrase", "encrypted")
+        streamid = access_streamid(info.stream_key)
+        short = TestPattern(width=320, height=240, duration=5)
+        # The key is right, so the listen callback lets them through; libsrt then checks the passphrase.
+        for name, passphrase, words in (
+            ("wrong", "not-the-secret", "Incorrect passphrase"),
+            ("missing", "", "Password required or unexpected"),
+        ):
+            encoder = start_ffmpeg_srt(short, port, streamid, tmp_path / f"{name}.log", passphrase=passphrase)
+            assert await asyncio.to_thread(encoder.wait, 30) != 0, name
+            assert f"REJECT reported from HS processing: {words}" in (tmp_path / f"{name}.log").read_text()
+        publisher = SrtLiveTransmit(short, port, streamid, tmp_path / "slt.log", passphrase="not-the-secret")
+        await asyncio.to_thread(publisher.wait, 30)
+        assert "REJECT reported from HS processing: Incorrect passphrase" in (tmp_path / "slt.log").read_text()
+        # Refused before any session: nothing was ever started for the key.
+        state = await ingress_state(client, info.ingress_id)
+        assert state.status == INACTIVE and not state.resource_id
+
+        encoder = start_ffmpeg_srt(
+            TestPattern(width=640, height=360, duration=20), port, streamid, tmp_path / "right.log", passphrase=secret
+        )
+        try:
+            token = livekit_server.token("viewer", "e2e-srt-passphrase", can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                await viewer.wait_tracks("encrypted", timeout=30)
+                await viewer.first_video_frame("encrypted")
+                assert (await wait_status(client, info.ingress_id, PUBLISHING)).resource_id.startswith("RT_")
+        finally:
+            stop_encoder(encoder)
+
+
+async def test_rtmp_and_srt_share_a_key_newest_wins_and_srt_reconnects_within_grace(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    peer, port = _srt_peer(pyingress_factory)
+    small = TestPattern(width=640, height=360, fps=30, duration=40, gop=30)
+    statuses: list[str] = []
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_rtmp_ingress(client, "e2e-srt-newest", "either")
+        token = livekit_server.token("viewer", "e2e-srt-newest", can_publish=False)
+        encoders: list[subprocess.Popen[bytes]] = []
+        recorder = None
+        try:
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                seen = viewer.record_participants()
+                encoders.append(push(small, info, tmp_path / "rtmp.log"))
+                await viewer.wait_tracks("either", timeout=30)
+                sid = viewer.room.remote_participants["either"].sid
+                await viewer.first_video_frame("either")
+                resource_id = (await wait_status(client, info.ingress_id, PUBLISHING)).resource_id
+                recorder = asyncio.create_task(record_statuses(client, info.ingress_id, statuses))
+
+                # An SRT publisher on the same key takes over the running session; the RTMP encoder is hung up on.
+                encoders.append(start_ffmpeg_srt(small, port, info.stream_key, tmp_path / "srt-1.log"))
+                assert await asyncio.to_thread(encoders[0].wait, 15) != 0
+                sizes = await viewer.video_sizes("either", frames=30, settle=1.0, timeout=30)
+                assert sum(sizes.values()) == 30 and encoders[1].poll() is None
+
+                # The SRT encoder crashes and comes back within the grace window: still the same session.
+                encoders[1].send_signal(signal.SIGKILL)
+                encoders[1].wait()
+                await asyncio.sleep(1.5)
+                encoders.append(start_ffmpeg_srt(small, port, access_streamid(info.stream_key), tmp_path / "srt-2.log"))
+                sizes = await viewer.video_sizes("either", frames=30, settle=2.0, timeout=30)
+                assert sum(sizes.values()) == 30
+                assert seen == [("connected", "either", sid)]
+                state = await ingress_state(client, info.ingress_id)
+                assert (state.status, state.resource_id) == (PUBLISHING, resource_id)
+                assert "ENDPOINT_INACTIVE" not in statuses
+        finally:
+            if recorder is not None:
+                recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recorder
+            for encoder in encoders:
+                stop_encoder(encoder)
