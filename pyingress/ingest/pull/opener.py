@@ -54,6 +54,17 @@ def variant_urls(text: str, base: str) -> list[str]:
     return found
 
 
+def _target_duration(text: str, default: float) -> float:
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            try:
+                value = float(line.split(":", 1)[1].strip())
+            except ValueError:
+                return default
+            return value if 0 < value <= 60 else default
+    return default
+
+
 class PullOpener:
     """The ``io_open`` PyAV calls for every URL it reads (main URL, playlists, segments, keys)."""
 
@@ -79,6 +90,7 @@ class PullOpener:
         self.sleep = sleep
         self.hls = False  # the URL is a playlist
         self.live = False  # the last media playlist read has no end marker
+        self.target_duration = 6.0  # its #EXT-X-TARGETDURATION (seconds), RFC 8216's usual value until read
         self.segments = 0
         self.segments_skipped = 0
         self.skipped_in_a_row = 0
@@ -130,6 +142,7 @@ class PullOpener:
         self._playlists[url] = (data, changed_at)
         if "#EXTINF" in text:  # a media playlist (a master lists variants, not segments)
             self.live = "#EXT-X-ENDLIST" not in text
+            self.target_duration = _target_duration(text, self.target_duration)
             if self.live and now - changed_at > self.live_stall_timeout:
                 raise FetchError(
                     f"live HLS playlist {url} has not changed for {now - changed_at:.0f} s: the stream has stopped",

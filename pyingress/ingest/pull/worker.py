@@ -88,7 +88,7 @@ class _ReadAhead:
     """Packets read but not yet due, bounded in count and bytes; the reader thread fills it."""
 
     def __init__(self) -> None:
-        self.items: deque[EncodedPacket] = deque()
+        self.items: deque[tuple[EncodedPacket, float]] = deque()  # with when it was read
         self.bytes = 0
         self.ended = False
         self.error: str | None = None
@@ -101,7 +101,7 @@ class _ReadAhead:
                 if not self.items:
                     break
                 self.cond.wait()
-            self.items.append(packet)
+            self.items.append((packet, time.monotonic()))
             self.bytes += len(packet.data)
             self.cond.notify_all()
 
@@ -111,16 +111,16 @@ class _ReadAhead:
             self.error = error
             self.cond.notify_all()
 
-    def get(self, timeout: float) -> EncodedPacket | None:
+    def get(self, timeout: float) -> tuple[EncodedPacket, float] | None:
         with self.cond:
             if not self.items and not self.ended:
                 self.cond.wait(timeout)
             if not self.items:
                 return None
-            packet = self.items.popleft()
-            self.bytes -= len(packet.data)
+            item = self.items.popleft()
+            self.bytes -= len(item[0].data)
             self.cond.notify_all()
-            return packet
+            return item
 
 
 def _message(error: BaseException) -> str:
@@ -151,6 +151,8 @@ class PullWorker:
         try:
             container = open_media(self.request.url, self.opener, fetch.open_timeout, fetch.read_timeout)
             self.reader = MediaReader(container, self.request.url)
+            if self.opener.live:
+                self.clock = MediaClock.live(self.opener.target_duration)
             for desc in self.reader.descriptions():
                 self.output.write(encode_stream(desc))
         except Exception as error:
@@ -177,11 +179,13 @@ class PullWorker:
     def _pace(self) -> int:
         next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         while True:
-            packet = self.ahead.get(timeout=HEARTBEAT_SECONDS / 2)
+            item = self.ahead.get(timeout=HEARTBEAT_SECONDS / 2)
             now = time.monotonic()
-            if packet is not None:
+            if item is not None:
+                packet, arrived = item
                 media_time = float(packet.dts * packet.time_base)
                 due = self.clock.due(media_time, now)
+                self.clock.waited(due - arrived, now)
                 if due > now:
                     time.sleep(due - now)
                 self.output.write(encode_packet(packet, time.monotonic_ns()))
@@ -213,6 +217,7 @@ class PullWorker:
 
     def _stats(self) -> StatsUpdated:
         counters: dict[str, int] = {"packets_sent": self.sent, "reanchors": self.clock.reanchors}
+        counters["trimmed_ms"] = round(self.clock.trimmed * 1000)
         counters["position_ms"] = round(self.position * 1000)
         if self.reader is not None and self.reader.duration is not None:
             counters["duration_ms"] = round(self.reader.duration * 1000)
