@@ -108,7 +108,10 @@ class SrtConfig:
     passphrase: str = ""
     pbkeylen: int = 16  # AES key length of the encryption above: 16, 24 or 32 bytes
     latency: int = 120  # ms: the receiver latency we ask for (libsrt's live default); the larger side's wins
-    read_timeout: float = 10.0  # s: a connected publisher that sends nothing this long is dropped
+    read_timeout: float = 10.0  # s: a connected publisher (or pulled server) that sends nothing this long is dropped
+    # s: an srt:// URL ingress without media this long — unreachable, or dropped and not back — ends in ERROR
+    # "source encoder not ready" (livekit/ingress's media watchdog: one minute)
+    pull_media_timeout: float = 60.0
     base_url: str = ""  # the address encoders push to; default srt://<public_host>:<srt_port>
 
 
@@ -317,6 +320,8 @@ def _check_srt(srt: SrtConfig) -> None:
         raise ConfigError(f"srt.latency: {srt.latency} must be 0 to 60000 (ms)")
     if srt.read_timeout <= 0:
         raise ConfigError(f"srt.read_timeout: {srt.read_timeout:g} must be positive (seconds)")
+    if srt.pull_media_timeout <= 0:
+        raise ConfigError(f"srt.pull_media_timeout: {srt.pull_media_timeout:g} must be positive (seconds)")
     if srt.base_url and not srt.base_url.startswith("srt://"):
         raise ConfigError(f"srt.base_url: {srt.base_url!r} must start with srt://")
 

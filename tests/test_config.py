@@ -148,6 +148,7 @@ def test_srt_keys_default_and_are_checked() -> None:
         ("srt:\n  pbkeylen: 20\n", "srt.pbkeylen: 20 is not an AES key length"),
         ("srt:\n  latency: -5\n", "srt.latency: -5 must be 0 to 60000"),
         ("srt:\n  read_timeout: 0\n", "srt.read_timeout: 0 must be positive"),
+        ("srt:\n  pull_media_timeout: -1\n", "srt.pull_media_timeout: -1 must be positive"),
         ("srt:\n  base_url: rtmp://x\n", "srt.base_url: 'rtmp://x' must start with srt://"),
         ("srt:\n  latncy: 5\n", "srt.latncy: unknown key"),
     ],
