@@ -101,6 +101,7 @@ class ReceiveTransport:
 
     def __init__(self, ice_servers: Sequence[RTCIceServer] = (), host_addresses: Sequence[str] | None = None) -> None:
         self.host_addresses = host_addresses
+        self.ice_servers = list(ice_servers)
         self.gatherer = RTCIceGatherer(iceServers=list(ice_servers))
         self.ice = RTCIceTransport(self.gatherer)
         self.dtls = RTCDtlsTransport(self.ice, [shared_certificate()])
@@ -108,6 +109,8 @@ class ReceiveTransport:
         self.failed = asyncio.Event()
         self.closed = False
         self._hook: _RouterHook | None = None
+        self._restarts: set[asyncio.Task[None]] = set()
+        self.restarts = 0  # ICE restarts completed
         self.dtls.on("statechange", self._dtls_state)
         self.ice.on("statechange", self._ice_state)
 
@@ -115,10 +118,11 @@ class ReceiveTransport:
         with gathering_from(self.host_addresses):
             await self.gatherer.gather()
 
-    def local_parameters(self) -> LocalParameters:
-        ice = self.gatherer.getLocalParameters()
+    def local_parameters(self, gatherer: RTCIceGatherer | None = None) -> LocalParameters:
+        gatherer = gatherer or self.gatherer
+        ice = gatherer.getLocalParameters()
         fingerprint = next(f for f in self.dtls.getLocalParameters().fingerprints if f.algorithm == "sha-256")
-        candidates = tuple(f"candidate:{candidate_to_sdp(c)}" for c in self.gatherer.getLocalCandidates())
+        candidates = tuple(f"candidate:{candidate_to_sdp(c)}" for c in gatherer.getLocalCandidates())
         ufrag, pwd = ice.usernameFragment or "", ice.password or ""
         return LocalParameters(ufrag, pwd, (fingerprint.algorithm, fingerprint.value), candidates)
 
@@ -135,16 +139,7 @@ class ReceiveTransport:
 
     async def connect(self, remote: RemoteParameters) -> bool:
         """ICE, then the DTLS handshake; True when media can flow (False: ``failed`` is set)."""
-        for text in remote.candidates:
-            with contextlib.suppress(ValueError, IndexError, AssertionError):
-                candidate = candidate_from_sdp(text.removeprefix("candidate:"))
-                candidate.sdpMLineIndex = 0
-                await self.ice.addRemoteCandidate(candidate)
-        if remote.candidates:
-            await self.ice.addRemoteCandidate(None)
-        # aioice: the answerer is the controlled agent, unless the offerer is ICE lite.
-        self.ice._connection.ice_controlling = remote.ice_lite
-        await self.ice.start(RTCIceParameters(remote.ice_ufrag, remote.ice_pwd, remote.ice_lite))
+        await _start_ice(self.ice, remote)
         if self.ice.state != "completed" or self.closed:
             self.failed.set()
             return False
@@ -156,6 +151,39 @@ class ReceiveTransport:
             return False
         self.connected.set()
         return True
+
+    async def restart_ice(self, remote: RemoteParameters) -> LocalParameters:
+        """An ICE restart (RFC 8445 §9): a new agent with new credentials under the same DTLS association.
+
+        Returns the new agent's parameters at once (for the PATCH answer); media keeps flowing on the old path
+        until the new one is nominated, then DTLS is moved onto it and the old agent closed.  aiortc has no ICE
+        restart of its own: what this relies on is ``RTCDtlsTransport`` reading and writing through its
+        ``transport`` attribute on every datagram."""
+        gatherer = RTCIceGatherer(iceServers=self.ice_servers)
+        with gathering_from(self.host_addresses):
+            await gatherer.gather()
+        task = asyncio.create_task(self._switch(RTCIceTransport(gatherer), remote))
+        self._restarts.add(task)
+        task.add_done_callback(self._restarts.discard)
+        return self.local_parameters(gatherer)
+
+    async def _switch(self, ice: RTCIceTransport, remote: RemoteParameters) -> None:
+        await _start_ice(ice, remote)
+        if ice.state != "completed" or self.closed:
+            await ice.stop()
+            return
+        old = self.ice
+        old.remove_listener("statechange", self._ice_state)
+        ice.on("statechange", self._ice_state)
+        self.ice, self.gatherer = ice, ice.iceGatherer
+        self.dtls._transport = ice
+        # The DTLS read loop may be parked on the old agent's queue: one ignorable datagram moves it along.
+        old._connection._queue.put_nowait((b"\x00", 1))
+        self.restarts += 1
+        try:
+            await asyncio.sleep(1.0)  # what the old path still carries
+        finally:
+            await old.stop()
 
     async def send_rtcp(self, data: bytes) -> bool:
         """Send serialised RTCP (one or more packets); False when the transport cannot send (yet, or any more)."""
@@ -171,6 +199,8 @@ class ReceiveTransport:
         if self.closed:
             return
         self.closed = True
+        for task in list(self._restarts):
+            task.cancel()
         if self._hook is not None:
             self.dtls._unregister_rtp_receiver(self._hook)
         with contextlib.suppress(Exception):
@@ -189,3 +219,17 @@ class ReceiveTransport:
     def _disconnected(self) -> None:
         if not self.closed:
             self.failed.set()
+
+
+async def _start_ice(ice: RTCIceTransport, remote: RemoteParameters) -> None:
+    """Remote candidates in, then connectivity checks until a pair is nominated (or the agent gives up)."""
+    for text in remote.candidates:
+        with contextlib.suppress(ValueError, IndexError, AssertionError):
+            candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+            candidate.sdpMLineIndex = 0
+            await ice.addRemoteCandidate(candidate)
+    if remote.candidates:
+        await ice.addRemoteCandidate(None)
+    # aioice: the answerer is the controlled agent, unless the offerer is ICE lite.
+    ice._connection.ice_controlling = remote.ice_lite
+    await ice.start(RTCIceParameters(remote.ice_ufrag, remote.ice_pwd, remote.ice_lite))

@@ -1,12 +1,13 @@
 """End to end with a real browser: Debian's headless Chromium publishing its fake camera and microphone over WHIP
 (a page of ours, ``fetch`` POST of the offer), a LiveKit subscriber in the room."""
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
 from livekit import api, rtc
 
-from tests.e2e.room_session import INACTIVE, PUBLISHING, Q_HIGH, Q_LOW, Q_MEDIUM, wait_status
+from tests.e2e.room_session import INACTIVE, PUBLISHING, Q_HIGH, Q_LOW, Q_MEDIUM, ingress_state, wait_status
 from tests.e2e.test_whip_passthrough import LOOPBACK, create_whip_ingress
 from tests.harness.browser import ChromiumPublisher
 from tests.harness.livekit_peer import LivekitPeer
@@ -100,5 +101,36 @@ async def test_chromium_vp9_and_av1_are_transcoded(
                 await _assert_layer(viewer, identity, Q_HIGH, (640, 360))
             state = await wait_status(client, info.ingress_id, PUBLISHING)
             assert state.video.mime_type.lower() == f"video/{codec.lower()}"
+            assert await browser.unpublish(whip_peer.http_url) == 200
+        await wait_status(client, info.ingress_id, INACTIVE, timeout=15)
+
+
+async def test_chromium_restarts_ice_through_patch_and_keeps_publishing(
+    whip_peer: PyingressPeer, livekit_server: LivekitPeer
+) -> None:
+    """RFC 9725 §4.3.2 in pass-through: a PATCH with new ICE credentials, answered with ours; the browser moves to
+    pyingress's new ICE agent (another port) under the same DTLS association, and the viewer keeps its pictures."""
+    room = identity = "chromium-ice-restart"
+    async with api.LiveKitAPI(whip_peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_whip_ingress(client, room, identity)
+        async with ChromiumPublisher() as browser:
+            result = await browser.publish(f"{info.url}/{info.stream_key}", size=(640, 360))
+            assert result["status"] == 201, (result, browser.console)
+            token = livekit_server.token("viewer", room, can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                await viewer.wait_tracks(identity, timeout=30)
+                await wait_status(client, info.ingress_id, PUBLISHING)
+                before = await browser.remote_port()
+                restarted = await browser.restart_ice(whip_peer.http_url)
+                assert restarted["status"] == 200, restarted
+                assert restarted["contentType"] == "application/trickle-ice-sdpfrag"
+                async with asyncio.timeout(15):
+                    while (after := await browser.remote_port()) in (before, None):
+                        await asyncio.sleep(0.2)
+                assert after != before
+                sizes = await viewer.video_sizes(identity, frames=30, settle=2.0)
+                assert set(sizes) == {(640, 360)}, sizes
+                state = await ingress_state(client, info.ingress_id)
+                assert state.status == PUBLISHING and not state.error
             assert await browser.unpublish(whip_peer.http_url) == 200
         await wait_status(client, info.ingress_id, INACTIVE, timeout=15)

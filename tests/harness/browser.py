@@ -31,7 +31,7 @@ FLAGS = [
     "--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
 ]
 
-PAGE = """<!doctype html><meta charset="utf-8"><title>WHIP</title><script>
+PAGE = r"""<!doctype html><meta charset="utf-8"><title>WHIP</title><script>
 window.whip = {};
 window.publish = async (endpoint, simulcast, width, height, codec) => {
   const media = await navigator.mediaDevices.getUserMedia({
@@ -59,7 +59,47 @@ window.publish = async (endpoint, simulcast, width, height, codec) => {
   window.whip.location = response.headers.get("Location");
   if (response.status !== 201) return {status: response.status, body};
   await pc.setRemoteDescription({type: "answer", sdp: body});
+  window.whip.answer = body;
   return {status: response.status, location: window.whip.location, answer: body};
+};
+const gathered = (pc) => new Promise((resolve) => {
+  if (pc.iceGatheringState === "complete") return resolve();
+  pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+  setTimeout(resolve, 3000);
+});
+window.remotePort = async () => {  // the port of the remote candidate the browser is using now
+  const stats = await window.whip.pc.getStats();
+  let port = null;
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) {
+      const pair = stats.get(s.selectedCandidatePairId);
+      if (pair) port = stats.get(pair.remoteCandidateId).port;
+    }
+  });
+  return port;
+};
+window.restartIce = async (base) => {  // RFC 9725 §4.3.2: new credentials in a PATCH, the answer's applied
+  const pc = window.whip.pc;
+  pc.restartIce();
+  await pc.setLocalDescription(await pc.createOffer({iceRestart: true}));
+  await gathered(pc);
+  const sdp = pc.localDescription.sdp;
+  const frag = [`a=ice-ufrag:${sdp.match(/a=ice-ufrag:(\S+)/)[1]}`, `a=ice-pwd:${sdp.match(/a=ice-pwd:(\S+)/)[1]}`,
+    "m=audio 9 UDP/TLS/RTP/SAVPF 0", `a=mid:${sdp.match(/a=mid:(\S+)/)[1]}`,
+    ...(sdp.match(/a=candidate:[^\r\n]+/g) || []), "a=end-of-candidates"].join("\r\n") + "\r\n";
+  const response = await fetch(base + window.whip.location, {method: "PATCH", body: frag,
+    headers: {"Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*"}});
+  const text = await response.text();
+  if (response.status !== 200) return {status: response.status, body: text};
+  const candidates = (text.match(/a=candidate:[^\r\n]+/g) || []).map((c) => c + "\r\n").join("");
+  let answer = window.whip.answer
+    .replace(/a=ice-ufrag:\S+/g, `a=ice-ufrag:${text.match(/a=ice-ufrag:(\S+)/)[1]}`)
+    .replace(/a=ice-pwd:\S+/g, `a=ice-pwd:${text.match(/a=ice-pwd:(\S+)/)[1]}`)
+    .split("\r\n").filter((l) => !l.startsWith("a=candidate:")).join("\r\n")
+    .replace(/(a=ice-pwd:\S+\r\n)/g, `$1${candidates}`);
+  await pc.setRemoteDescription({type: "answer", sdp: answer});
+  window.whip.answer = answer;
+  return {status: response.status, contentType: response.headers.get("Content-Type"), body: text};
 };
 window.outbound = async () => {
   const stats = await window.whip.pc.getStats();
@@ -149,6 +189,15 @@ class ChromiumPublisher:
             await asyncio.sleep(0.5)
             stats = await self.outbound()
         return stats
+
+    async def remote_port(self) -> int | None:
+        port: int | None = await self.page.evaluate("() => window.remotePort()")
+        return port
+
+    async def restart_ice(self, base_url: str) -> dict[str, Any]:
+        """An ICE restart as a WHIP client does it: PATCH with the new credentials, the answer fragment applied."""
+        result: dict[str, Any] = await self.page.evaluate("(b) => window.restartIce(b)", base_url)
+        return result
 
     async def unpublish(self, base_url: str) -> int:
         status: int = await self.page.evaluate("(b) => window.unpublish(b)", base_url)

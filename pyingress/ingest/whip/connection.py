@@ -26,7 +26,7 @@ from pyingress.control.errors import SOURCE_NOT_READY, UNSUPPORTED_DECODE_FORMAT
 from pyingress.ingest.flow import FlowPolicy
 from pyingress.ingest.source import EndReason, MediaSource
 from pyingress.ingest.whip.answer import ACCEPTED_EXTENSIONS, LocalTransport, build_answer, dtls_role
-from pyingress.ingest.whip.errors import ICE_GATHERING_TIMEOUT
+from pyingress.ingest.whip.errors import ICE_GATHERING_TIMEOUT, INVALID_RESTART_REQUEST
 from pyingress.ingest.whip.offer import Codec, WhipOffer, choose_codec
 from pyingress.ingest.whip.receiver import TrackPlan, WhipReceiver
 from pyingress.ingest.whip.rtc import RtcSettings
@@ -143,6 +143,38 @@ class WhipConnection:
         assert self.receiver is not None
         self.receiver.describe()
         self._task = asyncio.create_task(self._run(), name=f"whip-{self.resource_id}")
+
+    async def restart_ice(self, fragment: str) -> str:
+        """An ICE restart from a PATCH body (``application/trickle-ice-sdpfrag``, RFC 8840): the answer fragment
+        with our new credentials and candidates; INVALID_RESTART_REQUEST without ``ice-ufrag``/``ice-pwd``."""
+        lines = [line.strip() for line in fragment.replace("\r\n", "\n").split("\n")]
+        ufrag = next((line[len("a=ice-ufrag:") :] for line in lines if line.startswith("a=ice-ufrag:")), "")
+        pwd = next((line[len("a=ice-pwd:") :] for line in lines if line.startswith("a=ice-pwd:")), "")
+        if not ufrag or not pwd:
+            raise INVALID_RESTART_REQUEST
+        candidates = tuple(line[len("a=") :] for line in lines if line.startswith("a=candidate:"))
+        remote = RemoteParameters(
+            ice_ufrag=ufrag,
+            ice_pwd=pwd,
+            ice_lite=self.offer.ice_lite,
+            fingerprints=tuple((f.algorithm, f.value) for f in self.offer.fingerprints),
+            candidates=candidates,
+            dtls_role=dtls_role(self.offer.setup),
+        )
+        try:
+            async with asyncio.timeout(GATHER_TIMEOUT):
+                local = await self.transport.restart_ice(remote)
+        except TimeoutError:
+            raise ICE_GATHERING_TIMEOUT from None
+        log.info("WHIP %s: ICE restart", self.connection_id)
+        answer = [f"a=ice-ufrag:{local.ice_ufrag}", f"a=ice-pwd:{local.ice_pwd}"]
+        for media in self.offer.media:
+            if media.receivable:
+                answer += [f"m={media.kind} 9 UDP/TLS/RTP/SAVPF 0", f"a=mid:{media.mid}"]
+                answer += [f"a={candidate}" for candidate in local.candidates]
+                answer.append("a=end-of-candidates")
+                break  # BUNDLE: the first section carries the transport of all
+        return "\r\n".join(answer) + "\r\n"
 
     def delete(self) -> None:
         """The publisher's DELETE: a goodbye."""

@@ -4,7 +4,7 @@
     POST    /{app}                         the same, the stream key in ``Authorization`` (``Bearer `` optional)
     OPTIONS /{app}[/{stream_key}]          204 + CORS (Accept-Post: application/sdp)
     DELETE  /{app}/{stream_key}/{id}       the publisher leaves (404 ``ingress not found`` for an unknown id)
-    PATCH   /{app}/{stream_key}/{id}       trickle/ICE restart: refused with livekit/ingress's statuses and words
+    PATCH   /{app}/{stream_key}/{id}       ICE restart (``If-Match: *``, pass-through), else livekit/ingress's 422s
     OPTIONS /{app}/{stream_key}/{id}       CORS for the resource
 
 A POST is checked in this order: the offer on its own (``offer.py``: nothing is stored or disturbed for an offer
@@ -34,7 +34,6 @@ from pyingress.control.transcoding import is_transcoded
 from pyingress.ingest.door import PushSessions
 from pyingress.ingest.whip.connection import WhipConnection
 from pyingress.ingest.whip.errors import (
-    INVALID_RESTART_REQUEST,
     RESTART_NOT_SUPPORTED,
     TRICKLE_NOT_SUPPORTED,
     WHIP_RESOURCE_NOT_FOUND,
@@ -194,10 +193,13 @@ class WhipFrontDoor:
         if not connection.passthrough:
             return web.Response(status=422, text=RESTART_NOT_SUPPORTED, headers=headers)
         body = await request.text()
-        if "a=ice-ufrag:" not in body or "a=ice-pwd:" not in body:
-            return _refusal(INVALID_RESTART_REQUEST)
-        # An ICE restart needs a new ICE agent under the running DTLS association, which aiortc cannot swap.
-        return web.Response(status=422, text=RESTART_NOT_SUPPORTED, headers=headers)
+        try:
+            fragment = await connection.restart_ice(body)
+        except IngressError as error:
+            return _refusal(error)
+        headers["Content-Type"] = "application/trickle-ice-sdpfrag"
+        headers["ETag"] = f"{zlib.crc32(body.encode()):08x}"
+        return web.Response(status=200, body=fragment.encode(), headers=headers)
 
     def _forget_old(self) -> None:
         """Drop connections that ended long enough ago that nobody can DELETE or rejoin them usefully."""
