@@ -10,7 +10,10 @@ RTCP packet naming a known SSRC reaches the sink, parsed, on the event loop.  Th
 
 Private aiortc names relied on (pinned 1.16.0, exercised by ``tests/webrtc/test_receive.py``):
 ``RTCDtlsTransport._register_rtp_receiver`` / ``._unregister_rtp_receiver`` / ``._send_rtp`` / ``._set_role``,
-and the receiver protocol it calls (``_handle_rtp_packet``, ``_handle_rtcp_packet``, ``_handle_disconnect``).
+and the receiver protocol it calls (``_handle_rtp_packet``, ``_handle_rtcp_packet``, ``_handle_disconnect``);
+for an ICE restart (exercised by ``tests/e2e/test_whip_browser.py``) ``RTCDtlsTransport._transport``, through
+which it reads and writes every datagram, and aioice's ``Connection._queue`` (one ignorable datagram wakes a read
+parked on the old agent).
 """
 
 import asyncio
