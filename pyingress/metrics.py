@@ -9,6 +9,11 @@
                                                        behind (RTP doors only: TCP doors push back instead)
     pyingress_source_keyframe_requests_total{input}    keyframes asked of senders, by the pipeline, the room or
                                                        a dropped layer (counted also when the door cannot ask)
+    pyingress_srt_packets_total{resource_id,kind}      libsrt's receive counters per SRT session (listener or
+                                                       caller): received, lost, retransmitted, dropped (too late
+                                                       to play), undecrypted
+    pyingress_srt_rtt_ms{resource_id}                  SRT round-trip time, per session while connected
+    pyingress_srt_receive_buffer_ms{resource_id}       media waiting in libsrt's receive buffer (≈ the latency)
 
 LiveKit's own, by its names and labels (reference ingress.md §7), for boards and autoscalers built for
 livekit/ingress:
@@ -43,6 +48,17 @@ SOURCE_PACKETS_DROPPED = Counter(
 )
 SOURCE_KEYFRAME_REQUESTS = Counter(
     "pyingress_source_keyframe_requests", "Keyframes asked of senders, whether or not the door can ask", ["input"]
+)
+
+# libsrt's own statistics (srt_bistats), per SRT session: ingest/srt/stats.py feeds them from the SRT threads.
+SRT_PACKETS = Counter(
+    "pyingress_srt_packets",
+    "SRT data packets per session (kind: received, lost, retransmitted, dropped, undecrypted)",
+    ["resource_id", "kind"],
+)
+SRT_RTT = Gauge("pyingress_srt_rtt_ms", "SRT round-trip time per session (ms)", ["resource_id"])
+SRT_RECEIVE_BUFFER = Gauge(
+    "pyingress_srt_receive_buffer_ms", "Media in libsrt's receive buffer per session (ms)", ["resource_id"]
 )
 
 # 5 ms doubling to ~10 s: livekit/ingress's buckets (0.005 · 2^k, k = 0..11).
