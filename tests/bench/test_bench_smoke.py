@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
         ("bench/transcode_ladder.py", "pyingress/this"),
         ("bench/publish_latency.py", "first decoded frame"),
         ("bench/url_pull.py", "URL/RTMP CPU"),
+        ("bench/soak.py", "to the end: RSS MB"),
     ],
 )
 def test_benchmark_smoke(script: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
