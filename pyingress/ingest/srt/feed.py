@@ -21,7 +21,9 @@ from collections.abc import Callable
 from pyingress.ingest.flow import SourceItem
 from pyingress.ingest.source import EndReason, MediaSource
 from pyingress.ingest.srt.libsrt import Opt, ReceiveStats, SrtError, SrtSocket
+from pyingress.ingest.srt.stats import SrtStatsExport
 from pyingress.ingest.srt.ts_reader import PeerGone, SrtStream, TsError, TsReader
+from pyingress.media.packets import EncodedPacket
 
 log = logging.getLogger("pyingress.srt")
 
@@ -58,8 +60,77 @@ class StatsStream(SrtStream):
             self.on_stats(self.last)
 
 
+class HandOver:
+    """The one way items and the end cross from an SRT thread to the event loop that owns ``source``."""
+
+    def __init__(self, source: MediaSource, loop: asyncio.AbstractEventLoop) -> None:
+        self.source = source
+        self.loop = loop
+        self.packets = 0
+        self.last_packet = time.monotonic()
+
+    def put(self, item: SourceItem) -> None:
+        """Queue ``item``, waiting while the source is full (BLOCK); RuntimeError once the loop is closed."""
+        asyncio.run_coroutine_threadsafe(self.source.put(item), self.loop).result()
+        if isinstance(item, EncodedPacket):
+            self.packets += 1
+            self.last_packet = time.monotonic()
+
+    def end(self, reason: EndReason, error: str | None, then: Callable[[], None] | None = None) -> None:
+        def ended() -> None:
+            self.source.end(reason, error)
+            if then is not None:
+                then()
+
+        with contextlib.suppress(RuntimeError):  # a closed loop has nobody left to tell
+            self.loop.call_soon_threadsafe(ended)
+
+
+def pump(stream: StatsStream, hand_over: HandOver, read_timeout: float, closing: Callable[[], bool]) -> str | None:
+    """Read one connection's MPEG-TS into the source until it stops; returns the error that ends the source (None:
+    the connection ended, or the loop is gone).  Raises nothing; always closes the socket."""
+    label = hand_over.source.resource_id
+    reader: TsReader | None = None
+    error = None
+    try:
+        # SRTO_RCVTIMEO bounds the silence of a connected peer (libsrt's peer-idle timeout, 5 s, covers a dead
+        # one); set here, not on the loop, like every other call on this socket.
+        stream.sock.set(Opt.RCVTIMEO, int(read_timeout * 1000))
+        reader = TsReader(stream, label)
+        for description in reader.descriptions():
+            hand_over.put(description)
+        for packet in reader.packets_in_order():
+            hand_over.put(packet)
+    except (PeerGone, SrtError) as gone:
+        if not closing():
+            log.info("SRT %s: %s", label, gone)
+    except TsError as bad:
+        error = str(bad)
+        log.warning("SRT %s: %s", label, bad)
+    except RuntimeError as exc:  # the event loop is closed: the service is gone
+        log.info("SRT %s: %s", label, exc)
+    except Exception as exc:  # a bug here must end this session in words, and nothing else
+        log.exception("SRT %s failed", label)
+        error = f"SRT ingest failed: {type(exc).__name__}: {exc}"
+    finally:
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                reader.close()
+        stream.sample()
+        stream.sock.close()
+    log.info(
+        "SRT %s connection ended (%s): %d messages, %d bytes, %s",
+        label,
+        error or "closed",
+        stream.messages,
+        stream.bytes,
+        stream.last,
+    )
+    return error
+
+
 class SrtFeed:
-    """Moves one SRT connection's MPEG-TS into ``source`` until either side stops."""
+    """Moves one accepted SRT connection's MPEG-TS into ``source`` until either side stops."""
 
     def __init__(
         self,
@@ -68,15 +139,15 @@ class SrtFeed:
         loop: asyncio.AbstractEventLoop,
         *,
         read_timeout: float,
-        on_stats: Callable[[ReceiveStats], None] | None = None,
         on_end: Callable[["SrtFeed"], None] | None = None,
     ) -> None:
         self.sock = sock
         self.source = source
-        self.loop = loop
+        self.hand_over = HandOver(source, loop)
         self.read_timeout = read_timeout
         self.on_end = on_end
-        self.stream = StatsStream(sock, on_stats)
+        self.stats = SrtStatsExport(source.resource_id)
+        self.stream = StatsStream(sock, self.stats.update)
         self.thread = threading.Thread(target=self._run, name=f"srt-feed-{sock.id}", daemon=True)
         self._closing = False
         self._shutdown = False
@@ -98,53 +169,15 @@ class SrtFeed:
     def join(self, timeout: float | None = None) -> None:
         self.thread.join(timeout)
 
-    def _put(self, item: SourceItem) -> None:
-        asyncio.run_coroutine_threadsafe(self.source.put(item), self.loop).result()
-
     def _run(self) -> None:
-        reason, error = EndReason.DISCONNECTED, None
-        reader: TsReader | None = None
-        try:
-            # SRTO_RCVTIMEO bounds the silence of a connected publisher (libsrt's peer-idle timeout, 5 s, covers a
-            # dead one); set here, not on the loop, like every other call on this socket.
-            self.sock.set(Opt.RCVTIMEO, int(self.read_timeout * 1000))
-            reader = TsReader(self.stream, self.source.resource_id)
-            for description in reader.descriptions():
-                self._put(description)
-            for packet in reader.packets_in_order():
-                self._put(packet)
-        except (PeerGone, SrtError) as gone:
-            if not self._closing:
-                log.info("SRT %s: %s", self.source.resource_id, gone)
-        except TsError as bad:
-            reason, error = EndReason.ERROR, str(bad)
-            log.warning("SRT %s: %s", self.source.resource_id, bad)
-        except RuntimeError as exc:  # the event loop is closed: the service is gone
-            reason, error = EndReason.SHUTDOWN, None
-            log.info("SRT %s: %s", self.source.resource_id, exc)
-        except Exception as exc:  # a bug here must end this session in words, and nothing else
-            log.exception("SRT %s failed", self.source.resource_id)
-            reason, error = EndReason.ERROR, f"SRT ingest failed: {type(exc).__name__}: {exc}"
-        finally:
-            if reader is not None:
-                with contextlib.suppress(Exception):
-                    reader.close()
-            self.stream.sample()
-            self.sock.close()
-        if self._shutdown and error is None:
-            reason = EndReason.SHUTDOWN
-        log.info(
-            "SRT %s ended (%s): %d messages, %d bytes, %s",
-            self.source.resource_id,
-            error or reason.value,
-            self.stream.messages,
-            self.stream.bytes,
-            self.stream.last,
-        )
-        with contextlib.suppress(RuntimeError):  # a closed loop has nobody left to tell
-            self.loop.call_soon_threadsafe(self._ended, reason, error)
+        error = pump(self.stream, self.hand_over, self.read_timeout, lambda: self._closing)
+        self.stats.remove()
+        if error is not None:
+            reason = EndReason.ERROR
+        else:
+            reason = EndReason.SHUTDOWN if self._shutdown else EndReason.DISCONNECTED
+        self.hand_over.end(reason, error, then=self._ended)
 
-    def _ended(self, reason: EndReason, error: str | None) -> None:
-        self.source.end(reason, error)
+    def _ended(self) -> None:
         if self.on_end is not None:
             self.on_end(self)
