@@ -16,6 +16,7 @@ from pyingress.control.state import SessionRegistry
 from pyingress.ingest.door import FrontDoor
 from pyingress.ingest.pull.door import PullSettings, UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
+from pyingress.ingest.srt.caller import SrtPullDoor, SrtPullSettings
 from pyingress.ingest.srt.front_door import SrtFrontDoor
 from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.media.launcher import WorkerLauncher, default_launcher
@@ -69,9 +70,12 @@ def push_doors(config: Config, sessions: SessionManager) -> list[FrontDoor]:
 
 
 def pull_doors(config: Config) -> dict[str, PullDoor]:
-    """URL scheme → the door that pulls it: files and HLS over HTTP(S), a demux worker per ingress."""
+    """URL scheme → the door that pulls it: files and HLS over HTTP(S), a demux worker per ingress; SRT in caller
+    mode, a thread per ingress."""
     door = UrlPullDoor(PullSettings.from_config(config))
-    return dict.fromkeys(UrlPullDoor.schemes, door)
+    doors: dict[str, PullDoor] = dict.fromkeys(UrlPullDoor.schemes, door)
+    doors["srt"] = SrtPullDoor(SrtPullSettings.from_config(config))
+    return doors
 
 
 def build_service(config: Config) -> IngressService:

@@ -20,6 +20,7 @@ from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPl
 from pyingress.control.standalone import StandaloneControlPlane
 from pyingress.ingest.pull.door import UrlPullDoor
 from pyingress.ingest.rtmp.front_door import RtmpFrontDoor
+from pyingress.ingest.srt.caller import SrtPullDoor
 from pyingress.ingest.srt.front_door import SrtFrontDoor
 from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.node_metrics import NodeMetrics
@@ -60,8 +61,10 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
     assert sessions.control is plane.control and sessions.registry is plane.sessions
     assert sessions.room is service.room
     # URL ingresses over http(s) start at create, through one pull door (a demux worker per ingress).
-    assert sorted(sessions.pull_doors) == ["http", "https"] and isinstance(sessions.pull_doors["http"], UrlPullDoor)
+    assert sorted(sessions.pull_doors) == ["http", "https", "srt"]
+    assert isinstance(sessions.pull_doors["http"], UrlPullDoor)
     assert sessions.pull_doors["http"] is sessions.pull_doors["https"]
+    assert isinstance(sessions.pull_doors["srt"], SrtPullDoor)  # SRT caller: a thread per ingress, no worker
     assert plane.api.url_session_starter == sessions.start_pull
     order = [type(component) for component in service._components]
     assert order == [
