@@ -45,7 +45,8 @@ def srt_live_transmit_binary() -> str:
 
 
 class SrtLiveTransmit:
-    """ffmpeg encoding ``pattern`` to MPEG-TS on stdout, piped into ``srt-live-transmit file://con srt://…``."""
+    """ffmpeg encoding ``pattern`` to MPEG-TS on stdout, piped into ``srt-live-transmit file://con srt://…``: a caller
+    pushing to ``host:port`` or, with ``listener``, an SRT server there that callers pull from."""
 
     def __init__(
         self,
@@ -56,11 +57,14 @@ class SrtLiveTransmit:
         passphrase: str = "",
         latency_ms: int = 120,
         host: str = "127.0.0.1",
+        listener: bool = False,
     ) -> None:
         self.log_path = log_path
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the two children for their lifetime
         PEER_LOGS.add(log_path)
-        params = f"mode=caller&latency={latency_ms}&streamid={streamid}"
+        params = f"mode={'listener' if listener else 'caller'}&latency={latency_ms}"
+        if streamid:
+            params += f"&streamid={streamid}"
         if passphrase:
             params += f"&passphrase={passphrase}"
         self.encoder = subprocess.Popen(
@@ -69,16 +73,11 @@ class SrtLiveTransmit:
             stderr=log,
             stdin=subprocess.DEVNULL,
         )
+        # A caller makes one attempt (-a:no): a rejection ends it, with the reason in its log.  A listener serves
+        # one caller after another.
+        options = ["-chunk:1316", "-loglevel:note"] + ([] if listener else ["-a:no"])
         self.transmit = subprocess.Popen(
-            # -a no: one connection attempt; a rejection ends the process (in its log: the reject reason).
-            [
-                srt_live_transmit_binary(),
-                "-a:no",
-                "-chunk:1316",
-                "-loglevel:note",
-                "file://con",
-                f"srt://{host}:{port}?{params}",
-            ],
+            [srt_live_transmit_binary(), *options, "file://con", f"srt://{host}:{port}?{params}"],
             stdin=self.encoder.stdout,
             stdout=log,
             stderr=subprocess.STDOUT,
