@@ -93,7 +93,11 @@ def run_child(config_path: str, out_path: str) -> int:
 
     async def timed_send(self: Any, join: Any, frame: Any) -> bool:
         sent: bool = await send(self, join, frame)
-        if sent and frame.kind == "video":
+        transcoded_arrival = getattr(frame, "_bench_arrival", None)
+        if sent and frame.kind == "video" and transcoded_arrival is not None:
+            now = time.monotonic()
+            samples.append((now, (now - transcoded_arrival) * 1000, -1.0))
+        elif sent and frame.kind == "video":
             key = frame.data[-KEY_BYTES:]
             arrival, handed = arrivals.pop(key, None), written.pop(key, None)
             if arrival is not None and handed is not None:
@@ -101,6 +105,16 @@ def run_child(config_path: str, out_path: str) -> int:
                 samples.append((now, (now - arrival) * 1000, (handed - arrival) * 1000))
         return sent
 
+    from pyingress.media import pipeline as media_pipeline
+
+    deliver_frame = media_pipeline._QueuedPipeline._deliver_frame
+
+    def timed_deliver_frame(self: Any, frame: Any, arrival_ns: int) -> None:
+        # Transcoded: the frame carries the arrival of the packet it was made from (its push into the pipeline).
+        object.__setattr__(frame, "_bench_arrival", arrival_ns / 1e9)
+        deliver_frame(self, frame, arrival_ns)
+
+    media_pipeline._QueuedPipeline._deliver_frame = timed_deliver_frame  # type: ignore[method-assign]
     whip_receiver.WhipReceiver._forward = timed_forward  # type: ignore[method-assign]
     room_publisher.RoomPublisher._send = timed_send  # type: ignore[method-assign]
     room_publisher.RoomPublisher.write = timed_write  # type: ignore[method-assign]
@@ -335,6 +349,13 @@ async def run_transcoded(seconds: float, work: Path) -> dict[str, Any]:
     finally:
         stack.stop()
     result["whip_over_rtmp"] = result["whip_cpu"] / result["rtmp_cpu"]
+    samples = json.loads(stack.out.read_text()) if stack.out.exists() else []
+    # The WHIP session played first: its samples are those before the RTMP session's first one (a 7 s gap).
+    times = [sample[0] for sample in samples]
+    cut = next((times[i + 1] for i in range(len(times) - 1) if times[i + 1] - times[i] > 5), float("inf"))
+    whip = sorted(sample[1] for sample in samples if sample[0] < cut and sample[0] - times[0] >= SKIP_SECONDS)
+    if whip:
+        result["whip_latency_ms"] = {"p50": statistics.median(whip), "p95": percentile(whip, 0.95), "max": whip[-1]}
     return result
 
 
@@ -344,6 +365,14 @@ def report_transcoded(result: dict[str, Any]) -> str:
             "WHIP transcoded vs RTMP, same 1280x720 H.264 file, default preset, one viewer each, alone in turn",
             f"  pyingress process tree CPU per media second: WHIP {result['whip_cpu']:.3f}, "
             f"RTMP {result['rtmp_cpu']:.3f} => WHIP/RTMP {result['whip_over_rtmp']:.3f}",
+            *(
+                [
+                    f"  WHIP transcoded, pipeline hand-over -> RTP out (video): p50 {lat['p50']:.1f} ms, "
+                    f"p95 {lat['p95']:.1f} ms, max {lat['max']:.1f} ms"
+                ]
+                if (lat := result.get("whip_latency_ms"))
+                else []
+            ),
         ]
     )
 
