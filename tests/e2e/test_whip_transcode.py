@@ -5,15 +5,19 @@ layer instead of refused."""
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
 from livekit import api, rtc
 
+from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
 from tests.e2e.room_session import INACTIVE, PUBLISHING, Q_HIGH, Q_LOW, ingress_state, wait_status
 from tests.e2e.test_whip_passthrough import LOOPBACK, create_whip_ingress
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
-from tests.harness.whip_publisher import WhipPublisher
+from tests.harness.whip_publisher import LoopTrack, WhipPublisher, _capability, encode_video
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +64,41 @@ async def test_whip_transcoded_publishes_the_presets_layers(
             await publisher.stop()
         state = await wait_status(client, info.ingress_id, INACTIVE, timeout=20)
         assert not state.error
+
+
+@pytest.mark.parametrize("codec", ["PCMA", "PCMU"])
+async def test_whip_g711_audio_is_transcoded_to_opus(
+    codec: str, pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, clips: Path
+) -> None:
+    """Beyond livekit/ingress (which negotiates PCMA but drops it): G.711 audio comes out as Opus."""
+    peer = pyingress_factory(LOOPBACK)
+    room = identity = f"whip-{codec.lower()}"
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_whip_ingress(client, room, identity, enable_transcoding=True)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        video = LoopTrack("video", encode_video(clips, "h264", 640, 360))
+        pc.addTransceiver(video, direction="sendonly").setCodecPreferences([_capability("video", "h264")])
+        audio = pc.addTransceiver(AudioStreamTrack(), direction="sendonly")  # aiortc encodes it as G.711
+        audio.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs if c.name == codec])
+        try:
+            with gathering_from(LOOPBACK_ADDRESSES):
+                await pc.setLocalDescription(await pc.createOffer())
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"{info.url}/{info.stream_key}", data=pc.localDescription.sdp) as r,
+            ):
+                assert r.status == 201, await r.text()
+                answer = await r.text()
+            assert f"{codec}/8000" in answer
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            token = livekit_server.token("viewer", room, can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, token) as viewer:
+                report = await viewer.wait_tracks(identity, timeout=30)
+                (track,) = report.tracks_of("audio")
+                assert track.mime_type == "audio/opus"
+                frames = await viewer.audio_frames(identity, frames=10)
+                assert all(f.sample_rate == 48_000 for f in frames)
+                state = await wait_status(client, info.ingress_id, PUBLISHING)
+                assert state.audio.mime_type.lower() == f"audio/{codec.lower()}" and state.audio.sample_rate == 8000
+        finally:
+            await pc.close()
