@@ -370,7 +370,7 @@ class RoomPublisher:
                 if video and decision.request_keyframe and frame.quality is not None:
                     self._request_keyframe(frame.quality)
                 continue
-            if decision.delay > 0:
+            if decision.delay > 0 and self.options.pace:
                 await asyncio.sleep(decision.delay)
             if await self._send(join, frame):
                 self.stats.frames_sent += 1

@@ -23,7 +23,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from livekit.protocol.ingress import IngressInfo, IngressInput
 from livekit.protocol.models import TrackSource
@@ -331,7 +331,10 @@ class IngressSession:
             video=video,
             audio=audio,
             resource_id=self.resource_id,
-            options=self.settings.publisher,
+            # Pass-through frames come paced by the publisher's sender: they go out on arrival.
+            options=self.settings.publisher
+            if self._transcode
+            else replace(self.settings.publisher or PublisherOptions(), pace=False),
             on_keyframe_request=self._on_keyframe_request,
             on_layers_changed=self._on_layers_changed,
             on_event=self._on_publisher_event,
