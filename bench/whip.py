@@ -106,6 +106,18 @@ def run_child(config_path: str, out_path: str) -> int:
         return sent
 
     from pyingress.media import pipeline as media_pipeline
+    from pyingress.publish import pacing
+
+    waits: list[float] = []  # the pacer's delay per video frame, ms
+    decide = pacing.FramePacer.decide
+
+    def timed_decide(self: Any, key: Any, *args: Any) -> Any:
+        decision = decide(self, key, *args)
+        if key != "audio" and decision.action is pacing.Action.SEND:
+            waits.append(decision.delay * 1000)
+        return decision
+
+    pacing.FramePacer.decide = timed_decide  # type: ignore[method-assign]
 
     deliver_frame = media_pipeline._QueuedPipeline._deliver_frame
 
@@ -122,6 +134,7 @@ def run_child(config_path: str, out_path: str) -> int:
         return pyingress_main(["serve", "--config", config_path])
     finally:
         Path(out_path).write_text(json.dumps(samples))
+        Path(out_path).with_suffix(".waits.json").write_text(json.dumps(waits[len(waits) // 5 :]))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -274,6 +287,10 @@ async def run(sessions: int, seconds: float, work: Path) -> dict[str, Any]:
     kept = [sample for sample in samples if sample[0] - started >= SKIP_SECONDS]
     latencies = sorted(sample[1] for sample in kept)
     to_write = sorted(sample[2] for sample in kept)
+    waits_path = out.with_suffix(".waits.json")
+    waits = sorted(json.loads(waits_path.read_text())) if waits_path.exists() else []
+    if waits:
+        result["pacer_wait_ms"] = {"p50": statistics.median(waits), "p95": percentile(waits, 0.95)}
     if latencies:
         result["latency_ms"] = {
             "frames": len(latencies),
@@ -389,7 +406,12 @@ def report(result: dict[str, Any]) -> str:
         )
         lines.append(
             f"    of which RTP in -> the room publisher's write: p50 {lat['to_write_p50']:.2f} ms, "
-            f"p95 {lat['to_write_p95']:.2f} ms (the rest: pacing and packetising in the publisher)"
+            f"p95 {lat['to_write_p95']:.2f} ms (the rest: packetising, SRTP, sending)"
+        )
+    if "pacer_wait_ms" in result:
+        wait = result["pacer_wait_ms"]
+        lines.append(
+            f"    the room publisher's pacer held video frames: p50 {wait['p50']:.2f} ms, p95 {wait['p95']:.2f} ms"
         )
     if "cpu_per_session" in result:
         lines.append(
