@@ -98,12 +98,44 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+# Told of every stored change of an ingress: its info as stored now (state included), or None once deleted.
+IngressObserver = Callable[[str, IngressInfo | None], None]
+
+
+class IngressChanges:
+    """Who wants to hear of changes to the records (the dashboard's live page), without polling the store.
+
+    Observers are called on the event loop, after the change is stored; one that raises is logged and kept out of
+    the way of the others and of the change itself."""
+
+    def __init__(self) -> None:
+        self._observers: list[IngressObserver] = []
+
+    def subscribe(self, observer: IngressObserver) -> Callable[[], None]:
+        """Hear of every change from now on; call the returned function to stop."""
+        self._observers.append(observer)
+
+        def unsubscribe() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return unsubscribe
+
+    def changed(self, ingress_id: str, info: IngressInfo | None) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(ingress_id, info)
+            except Exception:
+                log.exception("an ingress change observer failed")
+
+
 class StandaloneControl:
     """IngressControl over the local store, sending webhooks on status changes."""
 
     def __init__(self, store: IngressStore, notifier: WebhookNotifier | None = None) -> None:
         self.store = store
         self.notifier = notifier
+        self.changes = IngressChanges()  # state changes here; the API reports creates, updates and deletes
 
     async def get_ingress_info(self, *, stream_key: str = "", ingress_id: str = "") -> IngressInfo:
         if ingress_id:
@@ -122,6 +154,7 @@ class StandaloneControl:
         log.info("ingress %s is %s%s", ingress_id, status, f" ({state.error})" if state.error else "")
         if name is not None and self.notifier is not None:
             self.notifier.notify(ingress_event(name, change.info))
+        self.changes.changed(ingress_id, change.info)
 
     async def create_ingress(self, info: IngressInfo) -> None:
         # Standalone: the API stored the record before starting the session; only make sure it exists.
@@ -136,7 +169,9 @@ def is_active_status(status: int) -> bool:
 
 
 __all__ = [
+    "IngressChanges",
     "IngressControl",
+    "IngressObserver",
     "SessionRegistry",
     "StandaloneControl",
     "StopSession",
