@@ -29,6 +29,7 @@ from pyingress.control.errors import INGRESS_NON_REUSABLE, INVALID_INGRESS_TYPE,
 from pyingress.control.ids import new_ingress_id, new_stream_key
 from pyingress.control.protojson import go_quote
 from pyingress.control.state import (
+    IngressChanges,
     IngressControl,
     SessionRegistry,
     UrlSessionStarter,
@@ -150,6 +151,7 @@ class IngressApi:
         rtmp_base_url: str,
         whip_base_url: str,
         url_session_starter: UrlSessionStarter | None = None,
+        changes: IngressChanges | None = None,
     ) -> None:
         self.store = store
         self.control = control
@@ -158,6 +160,8 @@ class IngressApi:
         self.whip_base_url = whip_base_url
         # None until the URL puller exists: URL ingresses are then stored and stay INACTIVE.
         self.url_session_starter = url_session_starter
+        # Told of creates, updates and deletes (state changes are told by the control plane that stores them).
+        self.changes = changes or IngressChanges()
 
     def push_base_url(self, input_type: int) -> str:
         """The URL an ingress of this type gets (URL ingresses get their source); refuses unknown types."""
@@ -175,6 +179,7 @@ class IngressApi:
         info = build_ingress_info(request, url)
         is_url = info.input_type == IngressInput.URL_INPUT
         await self._store_new(info)
+        self.changes.changed(info.ingress_id, info)
         log.info(
             "created ingress %s (%s) for room %r as %r",
             info.ingress_id,
@@ -188,6 +193,7 @@ class IngressApi:
             except IngressError:
                 # Nothing was started: leave no record behind, as livekit-server does when no worker takes it.
                 await asyncio.to_thread(self.store.delete, info.ingress_id)
+                self.changes.changed(info.ingress_id, None)
                 raise
             return await self.control.get_ingress_info(ingress_id=info.ingress_id)
         return info
@@ -218,6 +224,7 @@ class IngressApi:
                 log.warning("could not reset the state of %s: %s", info.ingress_id, exc)
         apply_update(request, info)
         await asyncio.to_thread(self.store.update_info, info)
+        self.changes.changed(info.ingress_id, info)
         log.info("updated ingress %s", info.ingress_id)
         if is_active_status(info.state.status) or self.sessions.is_active(info.ingress_id):
             # The live session ends; the encoder reconnects and picks the new settings up.
@@ -239,6 +246,7 @@ class IngressApi:
         if is_active_status(info.state.status) or self.sessions.is_active(info.ingress_id):
             await self.sessions.stop(info.ingress_id)
         info = await asyncio.to_thread(self.store.delete, request.ingress_id)
+        self.changes.changed(info.ingress_id, None)
         log.info("deleted ingress %s", info.ingress_id)
         info.state.status = IngressState.Status.ENDPOINT_INACTIVE
         return info
