@@ -57,7 +57,13 @@ class StandaloneControlPlane:
         are stored and stay INACTIVE, as while no pull door exists)."""
         keys = {config.api_key: config.api_secret} if config.api_key else {}
         api = IngressApi(
-            control.store, control, sessions, config.default_rtmp_base_url, config.default_whip_base_url, start_pull
+            control.store,
+            control,
+            sessions,
+            config.default_rtmp_base_url,
+            config.default_whip_base_url,
+            start_pull,
+            changes=control.changes,  # one feed for the records: the API's edits and the sessions' states
         )
         return cls(control.store, control.notifier, control, sessions, api, TwirpIngressServer(api, keys))
 
