@@ -411,7 +411,8 @@ def report(result: dict[str, Any]) -> str:
     if "pacer_wait_ms" in result:
         wait = result["pacer_wait_ms"]
         lines.append(
-            f"    the room publisher's pacer held video frames: p50 {wait['p50']:.2f} ms, p95 {wait['p95']:.2f} ms"
+            f"    the pacer's hold for video frames (applied only when pacing is on): p50 {wait['p50']:.2f} ms, "
+            f"p95 {wait['p95']:.2f} ms"
         )
     if "cpu_per_session" in result:
         lines.append(
