@@ -68,8 +68,20 @@ class SrtStream:
         self.messages = 0
         self.bytes = 0
         self.media_at = 0  # ``bytes`` when the reader last got a packet out (TsReader sets it)
+        # The first failure, kept: FFmpeg may read again after an error (PyAV then prints the first one and keeps
+        # the second), so later reads only say "end of file" and the reader raises this one.
+        self.failure: PeerGone | TsError | None = None
 
     def read(self, size: int = -1) -> bytes:
+        if self.failure is not None:
+            return b""
+        try:
+            return self._read()
+        except (PeerGone, TsError) as failure:
+            self.failure = failure
+            raise
+
+    def _read(self) -> bytes:
         try:
             count = self.sock.recv_into(self.buffer)
         except SrtError as error:
@@ -80,10 +92,10 @@ class SrtStream:
         if count == 0:
             raise PeerGone("the publisher closed the connection")
         data = self.buffer.raw[:count]
-        if self.messages < 8:  # the first messages decide; after that FFmpeg resyncs on its own
-            check_ts(data)
         self.messages += 1
         self.bytes += count
+        if self.messages <= 8:  # the first messages decide; after that FFmpeg resyncs on its own
+            check_ts(data)
         if self.bytes - self.media_at > MAX_BYTES_WITHOUT_MEDIA:
             raise TsError(
                 f"the SRT stream's MPEG-TS holds no audio or video: {MAX_BYTES_WITHOUT_MEDIA // 1_000_000} MB "
@@ -117,13 +129,23 @@ class TsReader:
 
     def _open(self) -> av.container.InputContainer:
         try:
-            return av.open(self.stream, mode="r", format="mpegts", options=PROBE_OPTIONS)
+            container = av.open(self.stream, mode="r", format="mpegts", options=PROBE_OPTIONS)
         except (PeerGone, TsError):
             raise
         except av.error.EOFError:
+            self._raise_failure()
             raise TsError("the SRT stream's MPEG-TS holds no programme (no PAT/PMT) in its first bytes") from None
         except av.error.FFmpegError as error:
+            self._raise_failure()
             raise TsError(f"cannot read the SRT stream as MPEG-TS: {error.strerror}") from None
+        if self.stream.failure is not None:  # FFmpeg made do with what it had read before the failure
+            container.close()
+            self._raise_failure()
+        return container
+
+    def _raise_failure(self) -> None:
+        if self.stream.failure is not None:
+            raise self.stream.failure
 
     def _pick(self, kind: MediaKind, codecs: frozenset[str]) -> av.stream.Stream | None:
         streams = list(self.container.streams.video if kind == "video" else self.container.streams.audio)
@@ -172,11 +194,11 @@ class TsReader:
         while True:
             try:
                 packet = next(demuxer)
-            except StopIteration:
-                return
-            except av.error.EOFError:
+            except (StopIteration, av.error.EOFError):
+                self._raise_failure()
                 return
             except av.error.FFmpegError as error:
+                self._raise_failure()
                 raise TsError(f"the SRT stream's MPEG-TS broke: {error.strerror}") from None
             if packet.size == 0:
                 continue
