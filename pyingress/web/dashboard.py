@@ -1,0 +1,391 @@
+"""The dashboard: a page at ``/`` of the HTTP listener and its JSON and SSE endpoints under ``/dashboard/``.
+
+Every action goes through the Ingress API's own authorisation: the logged-in session's API key signs a short-lived
+access token with the ``ingressAdmin`` grant, the token is verified like any Twirp request's, and the
+``IngressApi`` call receives the grants that verification produced — so the page can do exactly what a
+``livekit-api`` client holding that key can, and nothing the API would refuse.
+
+Routes (state-changing ones need same-origin JSON with the session's CSRF token, see ``login.py``):
+
+    GET  /                                       the page (login form or dashboard)
+    GET  /dashboard/static/{name}                its script and style
+    GET  /dashboard/vendor/livekit-client.umd.js livekit-client, from npm at set-up
+    GET  /dashboard/api/session                  who is logged in, the CSRF token, what the form offers (401: nobody)
+    POST /dashboard/api/login, /logout
+    GET  /dashboard/api/events                   SSE: a snapshot, then ``ingress`` and ``stats`` events
+    POST /dashboard/api/ingresses                create
+    POST /dashboard/api/ingresses/{id}/update    enable/disable, rename
+    POST /dashboard/api/ingresses/{id}/delete
+    POST /dashboard/api/ingresses/{id}/preview   a viewer token for the ingress's room (subscribe only, minutes)
+"""
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+from livekit.api import AccessToken, VideoGrants
+from livekit.protocol.ingress import (
+    CreateIngressRequest,
+    DeleteIngressRequest,
+    IngressAudioEncodingPreset,
+    IngressInfo,
+    IngressInput,
+    IngressVideoEncodingPreset,
+    IngressVideoOptions,
+    ListIngressRequest,
+    ListIngressResponse,
+    UpdateIngressRequest,
+)
+
+from pyingress.config import Config
+from pyingress.control.api import IngressApi
+from pyingress.control.auth import AuthFailure, Grants, verify_token
+from pyingress.control.errors import IngressError
+from pyingress.control.state import IngressChanges
+from pyingress.control.twirp import TwirpError
+from pyingress.web import assets
+from pyingress.web.live import LiveFeed, sse_event
+from pyingress.web.login import DashboardLogins, Login, Refused, clear_cookie, set_cookie
+from pyingress.web.stats import RunningSession, session_stats
+from pyingress.web.viewer import PREVIEW_TTL, preview_token
+from pyingress.web.views import ingress_view
+
+log = logging.getLogger("pyingress.web")
+
+API = "/dashboard/api"
+STATS_INTERVAL_S = 2.0
+ADMIN_TOKEN_TTL = datetime.timedelta(seconds=60)
+INPUTS = {"RTMP": IngressInput.RTMP_INPUT, "WHIP": IngressInput.WHIP_INPUT, "URL": IngressInput.URL_INPUT}
+_MAX_BODY = 64 * 1024
+
+
+class RoomTarget(Protocol):
+    @property
+    def ws_url(self) -> str: ...
+
+
+class DashboardSessions(Protocol):
+    """What the dashboard reads of the session manager."""
+
+    def running_sessions(self) -> Sequence[RunningSession]: ...
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+class Dashboard:
+    """A service part (start/close/add_routes/addresses), built by the composition in standalone mode."""
+
+    def __init__(
+        self,
+        config: Config,
+        api: IngressApi,
+        changes: IngressChanges,
+        sessions: DashboardSessions,
+        room: RoomTarget,
+        door_addresses: Sequence[tuple[str, str]],
+    ) -> None:
+        self.config = config
+        self.api = api
+        self.changes = changes
+        self.sessions = sessions
+        self.room = room
+        self.door_addresses = list(door_addresses)
+        keys = {config.api_key: config.api_secret} if config.api_key else {}
+        self.logins = DashboardLogins(keys, dev_loopback=config.development)
+        self.feed = LiveFeed()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+
+    # -- service part --------------------------------------------------------------------------------------------
+
+    def addresses(self) -> list[tuple[str, str]]:
+        return [("dashboard", f"http://{self.config.public_host}:{self.config.whip_port}/")]
+
+    async def start(self) -> None:
+        self._unsubscribe = self.changes.subscribe(self._on_change)
+        self._stats_task = asyncio.create_task(self._push_stats(), name="dashboard-stats")
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+        self.feed.close()  # open pages' streams end, so the listener can close without waiting for them
+
+    def add_routes(self, app: web.Application) -> None:
+        router = app.router
+        router.add_get("/", self._index)
+        router.add_get("/dashboard/static/{name}", self._static)
+        router.add_get(f"/dashboard/vendor/{assets.BUNDLE_NAME}", self._bundle)
+        router.add_get(f"{API}/session", self._session)
+        router.add_post(f"{API}/login", self._login)
+        router.add_post(f"{API}/logout", self._wrap(self._logout, changes_state=True))
+        router.add_get(f"{API}/events", self._wrap(self._events, changes_state=False))
+        router.add_post(f"{API}/ingresses", self._wrap(self._create, changes_state=True))
+        router.add_post(f"{API}/ingresses/{{ingress_id}}/update", self._wrap(self._update, changes_state=True))
+        router.add_post(f"{API}/ingresses/{{ingress_id}}/delete", self._wrap(self._delete, changes_state=True))
+        router.add_post(f"{API}/ingresses/{{ingress_id}}/preview", self._wrap(self._preview, changes_state=True))
+
+    # -- the page ------------------------------------------------------------------------------------------------
+
+    def _security_headers(self) -> dict[str, str]:
+        # The page loads only our own files; it may talk to us and to the room server the preview joins.
+        room = self.room.ws_url.rstrip("/")
+        room_http = room.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+        return {
+            "Content-Security-Policy": (
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                f"media-src 'self' blob:; connect-src 'self' {room} {room_http}; "
+                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+            ),
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        }
+
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=assets.index_html(), content_type="text/html", charset="utf-8", headers=self._security_headers()
+        )
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        found = assets.static_file(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        path, content_type = found
+        return web.FileResponse(path, headers={"Content-Type": content_type, "X-Content-Type-Options": "nosniff"})
+
+    async def _bundle(self, request: web.Request) -> web.StreamResponse:
+        path = assets.livekit_client_bundle()
+        if path is None:
+            return web.Response(status=404, text=assets.MISSING_BUNDLE)
+        return web.FileResponse(path, headers={"Content-Type": "text/javascript", "X-Content-Type-Options": "nosniff"})
+
+    # -- login ---------------------------------------------------------------------------------------------------
+
+    def _wrap(
+        self, handler: Callable[[web.Request, Login], Awaitable[web.StreamResponse]], *, changes_state: bool
+    ) -> Handler:
+        """Every dashboard action: 401 without a login, 403 for a state change without same-origin JSON and the
+        session's CSRF token, then the handler with the login."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                current = self.logins.require(request, changes_state=changes_state)
+                return await handler(request, current)
+            except Refused as refused:
+                return _error(refused.status, refused.message)
+
+        return handle
+
+    async def _session(self, request: web.Request) -> web.StreamResponse:
+        """The current login (401 without one); in --dev on loopback a new one is made without the form."""
+        current = self.logins.current(request)
+        if current is None and self.logins.dev_allowed(request):
+            session_id, current = self.logins.dev_login()
+            response = _json(self._describe(current))
+            set_cookie(response, request, session_id)
+            return response
+        if current is None:
+            return _error(401, "login required")
+        return _json(self._describe(current))
+
+    def _describe(self, current: Login) -> dict[str, Any]:
+        return {
+            "api_key": current.api_key,
+            "csrf": current.csrf,
+            "dev": current.dev,
+            "inputs": list(INPUTS),
+            "video_presets": list(IngressVideoEncodingPreset.keys()),
+            "audio_presets": list(IngressAudioEncodingPreset.keys()),
+            "doors": [{"label": label, "address": address} for label, address in self.door_addresses],
+            "preview": assets.livekit_client_bundle() is not None,
+            "preview_missing": "" if assets.livekit_client_bundle() is not None else assets.MISSING_BUNDLE,
+        }
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await self._body(request)
+            session_id, current = self.logins.login(
+                request, str(body.get("api_key", "")), str(body.get("api_secret", ""))
+            )
+        except Refused as refused:
+            return _error(refused.status, refused.message)
+        log.info("dashboard: %s logged in from %s", current.api_key, request.remote)
+        response = _json(self._describe(current))
+        set_cookie(response, request, session_id)
+        return response
+
+    async def _logout(self, request: web.Request, current: Login) -> web.StreamResponse:
+        self.logins.logout(request)
+        response = _json({})
+        clear_cookie(response)
+        return response
+
+    # -- authorisation: the Ingress API's own ----------------------------------------------------------------------
+
+    def _grants(self, current: Login) -> Grants:
+        secret = self.logins.secret_of(current.api_key)
+        token = (
+            AccessToken(current.api_key, secret)
+            .with_identity("pyingress-dashboard")
+            .with_grants(VideoGrants(ingress_admin=True))
+            .with_ttl(ADMIN_TOKEN_TTL)
+            .to_jwt()
+        )
+        try:
+            return verify_token(token, self.logins.keys)
+        except AuthFailure as failure:  # the key is gone from the config: the login is no longer worth anything
+            raise Refused(401, failure.message) from None
+
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except IngressError as exc:
+            raise Refused(exc.http_status, exc.message) from None
+        except TwirpError as exc:
+            raise Refused(exc.http_status, exc.msg) from None
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > _MAX_BODY:
+            raise Refused(413, "request too large")
+        try:
+            body = json.loads(await request.text() or "{}")
+        except ValueError:
+            raise Refused(400, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise Refused(400, "the body must be a JSON object")
+        return body
+
+    # -- actions -------------------------------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request, current: Login) -> web.StreamResponse:
+        body = await self._body(request)
+        create = create_request(body)
+        info: IngressInfo = await self._call(self.api.create_ingress(create, self._grants(current)))
+        log.info("dashboard: %s created ingress %s", current.api_key, info.ingress_id)
+        return _json(ingress_view(info, self.door_addresses))
+
+    async def _update(self, request: web.Request, current: Login) -> web.StreamResponse:
+        body = await self._body(request)
+        update = UpdateIngressRequest(ingress_id=request.match_info["ingress_id"])
+        if "enabled" in body:
+            update.enabled = bool(body["enabled"])
+        if isinstance(body.get("name"), str) and body["name"]:
+            update.name = body["name"]
+        info: IngressInfo = await self._call(self.api.update_ingress(update, self._grants(current)))
+        return _json(ingress_view(info, self.door_addresses))
+
+    async def _delete(self, request: web.Request, current: Login) -> web.StreamResponse:
+        delete = DeleteIngressRequest(ingress_id=request.match_info["ingress_id"])
+        info: IngressInfo = await self._call(self.api.delete_ingress(delete, self._grants(current)))
+        log.info("dashboard: %s deleted ingress %s", current.api_key, info.ingress_id)
+        return _json({"ingress_id": info.ingress_id})
+
+    async def _preview(self, request: web.Request, current: Login) -> web.StreamResponse:
+        info = await self._load(request.match_info["ingress_id"], current)
+        secret = self.logins.secret_of(current.api_key)
+        token, identity = preview_token(current.api_key, secret, info.room_name)
+        return _json(
+            {
+                "ws_url": self.room.ws_url,
+                "token": token,
+                "room": info.room_name,
+                "viewer": identity,
+                "participant": info.participant_identity,
+                "expires_in_s": int(PREVIEW_TTL.total_seconds()),
+            }
+        )
+
+    async def _load(self, ingress_id: str, current: Login) -> IngressInfo:
+        request = ListIngressRequest(ingress_id=ingress_id)
+        listed: ListIngressResponse = await self._call(self.api.list_ingress(request, self._grants(current)))
+        (info,) = listed.items
+        return info
+
+    # -- live ----------------------------------------------------------------------------------------------------
+
+    async def _events(self, request: web.Request, current: Login) -> web.StreamResponse:
+        subscription = self.feed.subscribe()  # before the snapshot: nothing falls between the two
+        try:
+            listed: ListIngressResponse = await self._call(
+                self.api.list_ingress(ListIngressRequest(), self._grants(current))
+            )
+            response = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+            )
+            await response.prepare(request)
+            snapshot = {
+                "ingresses": [ingress_view(info, self.door_addresses) for info in listed.items],
+                "stats": self._stats(),
+            }
+            await response.write(sse_event("snapshot", snapshot).encode())
+            async for text in subscription.events():
+                if not self.logins.still_valid(current):
+                    break  # logged out or expired: the page must log in again
+                await response.write(text.encode())
+        except ConnectionResetError:
+            pass  # the page went away
+        finally:
+            subscription.close()
+        return response
+
+    def _on_change(self, ingress_id: str, info: IngressInfo | None) -> None:
+        self.feed.publish(
+            "ingress",
+            {"ingress_id": ingress_id, "ingress": None if info is None else ingress_view(info, self.door_addresses)},
+        )
+
+    def _stats(self) -> list[dict[str, Any]]:
+        return [session_stats(session) for session in self.sessions.running_sessions()]
+
+    async def _push_stats(self) -> None:
+        was_running = False
+        while True:
+            await asyncio.sleep(STATS_INTERVAL_S)
+            if not self.feed.listeners:
+                continue
+            stats = self._stats()
+            if stats or was_running:  # one empty event after the last session, so charts stop
+                self.feed.publish("stats", {"sessions": stats})
+            was_running = bool(stats)
+
+
+def create_request(body: dict[str, Any]) -> CreateIngressRequest:
+    """The form's fields as a CreateIngressRequest; the API validates the rest with LiveKit's messages."""
+    input_name = str(body.get("input_type", "RTMP")).upper()
+    if input_name not in INPUTS:
+        raise Refused(400, f"unknown input type {input_name!r}")
+    request = CreateIngressRequest(
+        input_type=INPUTS[input_name],
+        name=str(body.get("name", "")),
+        room_name=str(body.get("room_name", "")),
+        participant_identity=str(body.get("participant_identity", "")),
+        participant_name=str(body.get("participant_name", "")),
+        url=str(body.get("url", "")),
+    )
+    if isinstance(body.get("enable_transcoding"), bool):
+        request.enable_transcoding = body["enable_transcoding"]
+    preset = str(body.get("video_preset", "") or "")
+    if preset and preset != "default":
+        if preset not in IngressVideoEncodingPreset.keys():  # noqa: SIM118 (a protobuf enum: no __contains__)
+            raise Refused(400, f"unknown video preset {preset!r}")
+        request.video.CopyFrom(IngressVideoOptions(preset=preset))  # the enum by name
+    return request
