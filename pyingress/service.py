@@ -47,6 +47,16 @@ class ControlPlane(Component, Protocol):
     def add_routes(self, app: web.Application) -> None: ...
 
 
+class HttpPart(Component, Protocol):
+    """A part that only serves HTTP on the shared listener (the standalone dashboard)."""
+
+    def add_routes(self, app: web.Application) -> None: ...
+
+    def addresses(self) -> list[tuple[str, str]]:
+        """(label, URL) for the banner, printed first: where a person starts."""
+        ...
+
+
 class IngressService:
     def __init__(
         self,
@@ -59,6 +69,7 @@ class IngressService:
         sessions: Sessions,
         node: NodeStatus,
         front_doors: Sequence[FrontDoor],
+        http_parts: Sequence[HttpPart] = (),
     ) -> None:
         self.config = config
         self.node_id = node_id
@@ -67,14 +78,26 @@ class IngressService:
         self.sessions = sessions
         self.node = node
         self.front_doors = list(front_doors)
+        self.http_parts = list(http_parts)
         # Start order: where to publish, who owns the records, the workers, the sessions, then the doors that
         # let publishers in.  Closed in reverse: doors first, so nothing new arrives while sessions end.
-        self._components: list[Component] = [room, control_plane, workers, sessions, node, *self.front_doors]
+        # HTTP parts (the dashboard) come right after the records they show, and close after the sessions they watch.
+        self._components: list[Component] = [
+            room,
+            control_plane,
+            *self.http_parts,
+            workers,
+            sessions,
+            node,
+            *self.front_doors,
+        ]
         self._started: list[Component] = []
         self.http_app = web.Application(client_max_size=1024 * 1024)
         self.http_app.router.add_get("/health", self._health)
         self.http_app.router.add_get("/availability", self._availability)
         control_plane.add_routes(self.http_app)
+        for part in self.http_parts:
+            part.add_routes(self.http_app)
         for door in self.front_doors:
             door.add_routes(self.http_app)
         self.shutting_down = False
@@ -131,6 +154,9 @@ class IngressService:
     def banner(self) -> str:
         c = self.config
         lines = [f"pyingress {__version__} ({c.mode}) node {self.node_id}"]
+        if c.whip_port > 0:
+            for label, address in (address for part in self.http_parts for address in part.addresses()):
+                lines.append(f"  {label + ':':<13} {address}")
         lines.append(
             f"  rooms:        {self.ws_url}" + ("  (local livekit-server, dev mode)" if self.room.local else "")
         )
@@ -152,11 +178,15 @@ class IngressService:
         if c.development:
             lines.append(f"  API key:      {c.api_key} / secret {c.api_secret}  (development keys)")
         api_url = self.ws_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
-        lines.append(
-            "Next: create an ingress through livekit-server's API, then push to its URL + stream key, e.g."
-            if livekit
-            else "Next: create an ingress, then push to its URL + stream key, e.g."
-        )
+        pages = [address for part in self.http_parts for _, address in part.addresses()] if c.whip_port > 0 else []
+        if pages:
+            lines.append(f"Next: open {pages[0]} and press Create, or create an ingress here and push to it:")
+        else:
+            lines.append(
+                "Next: create an ingress through livekit-server's API, then push to its URL + stream key, e.g."
+                if livekit
+                else "Next: create an ingress, then push to its URL + stream key, e.g."
+            )
         lines.append(
             f"  ./run ingress create --url {api_url if livekit else f'http://{c.public_host}:{c.whip_port}'} "
             f"--api-key {c.api_key or 'KEY'} --api-secret {c.api_secret or 'SECRET'} examples/rtmp-ingress.json"
