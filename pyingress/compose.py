@@ -24,6 +24,7 @@ from pyingress.node_metrics import NodeMetrics
 from pyingress.room_server import RoomConnection, RoomServerOptions
 from pyingress.service import IngressService
 from pyingress.session.manager import PullDoor, SessionManager
+from pyingress.web.dashboard import Dashboard
 
 # The modes pyingress runs in today; config.py knows every mode a config may name.
 BUILT_MODES = ("standalone", "livekit")
@@ -78,6 +79,19 @@ def pull_doors(config: Config) -> dict[str, PullDoor]:
     return doors
 
 
+def dashboard(
+    config: Config,
+    plane: StandaloneControlPlane,
+    sessions: SessionManager,
+    room: RoomConnection,
+    doors: list[FrontDoor],
+) -> Dashboard:
+    """The web dashboard at ``/`` of the HTTP listener (standalone only: in livekit mode the records are
+    livekit-server's and so is the place to manage them)."""
+    addresses = [address for door in doors for address in door.addresses()]
+    return Dashboard(config, plane.api, plane.control.changes, sessions, room, addresses)
+
+
 def build_service(config: Config) -> IngressService:
     """The service for ``config``; raises ConfigError for a mode that cannot run yet."""
     if config.mode not in BUILT_MODES:
@@ -104,6 +118,7 @@ def build_service(config: Config) -> IngressService:
             config, control, registry, start_pull=sessions.start_pull if sessions.pulls else None
         )
         node_id = config.node_id or new_node_id()
+        doors = push_doors(config, sessions)
         return IngressService(
             config,
             node_id=node_id,
@@ -112,7 +127,8 @@ def build_service(config: Config) -> IngressService:
             workers=MediaWorkers(default_launcher()),
             sessions=sessions,
             node=NodeMetrics(node_id, sessions, capacity),
-            front_doors=push_doors(config, sessions),
+            front_doors=doors,
+            http_parts=[dashboard(config, plane, sessions, room, doors)] if config.whip_port > 0 else [],
         )
     except BaseException:  # e.g. an RTMPS certificate that does not load: the store opened above is closed
         control.store.close()

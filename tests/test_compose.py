@@ -26,6 +26,7 @@ from pyingress.ingest.whip.front_door import WhipFrontDoor
 from pyingress.node_metrics import NodeMetrics
 from pyingress.room_server import RoomConnection
 from pyingress.session.manager import SessionManager
+from pyingress.web.dashboard import Dashboard
 from tests.harness.ports import free_port, free_udp_port
 from tests.harness.processes import tcp_open
 
@@ -70,6 +71,7 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
     assert order == [
         RoomConnection,
         StandaloneControlPlane,
+        Dashboard,  # shows the records, watches the sessions: closed after them
         MediaWorkers,
         SessionManager,
         NodeMetrics,
@@ -82,7 +84,7 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
 
 def test_a_door_turned_off_is_not_built(tmp_path: Path) -> None:
     service = build_service(_config(tmp_path, rtmp_port=-1, whip_port=-1, srt_port=-1))
-    assert service.front_doors == []
+    assert service.front_doors == [] and service.http_parts == []  # no HTTP listener, no dashboard
     assert "RTMP" not in service.banner()
     assert isinstance(service.control_plane, StandaloneControlPlane)
     service.control_plane.store.close()
@@ -96,6 +98,7 @@ async def test_the_composed_service_starts_serves_and_stops(tmp_path: Path) -> N
         assert tcp_open(rtmp_port)
         assert await asyncio.to_thread(_get, f"http://127.0.0.1:{whip_port}/health") == b"Healthy"
         banner = service.banner()
+        assert banner.splitlines()[1] == f"  dashboard:    http://127.0.0.1:{whip_port}/"  # where a person starts
         assert f"rtmp://127.0.0.1:{rtmp_port}/live/<stream key>" in banner
         assert f"srt://127.0.0.1:{srt_port}?streamid=#!::r=<stream key>,m=publish" in banner
         assert "./run ingress create" in banner
@@ -127,6 +130,7 @@ def test_livekit_mode_is_composed_in_start_order_without_a_store(tmp_path: Path)
     assert RtmpFrontDoor in [type(door) for door in service.front_doors]
     order = [type(component) for component in service._components][:4]
     assert order == [RoomConnection, LivekitControlPlane, MediaWorkers, SessionManager]
+    assert service.http_parts == []  # no dashboard: the records are livekit-server's
     assert not (tmp_path / "ingress.sqlite3").exists()  # no local records in this mode
     banner = service.banner()  # what a user reads first: the API to use is livekit-server's
     assert "bus:          redis 127.0.0.1:6379" in banner and "Ingress API" not in banner
