@@ -14,6 +14,10 @@
                                                        to play), undecrypted
     pyingress_srt_rtt_ms{resource_id}                  SRT round-trip time, per session while connected
     pyingress_srt_receive_buffer_ms{resource_id}       media waiting in libsrt's receive buffer (≈ the latency)
+    pyingress_whip_rtp_total{event}                    WHIP's RTP receive path over every publisher: packets,
+                                                       nacked (sequence numbers asked again), recovered (arrived
+                                                       after a NACK), lost (given up), keyframe_requests (PLI/FIR
+                                                       sent), frames_dropped (broken, or awaiting a keyframe)
 
 LiveKit's own, by its names and labels (reference ingress.md §7), for boards and autoscalers built for
 livekit/ingress:
@@ -60,6 +64,9 @@ SRT_RTT = Gauge("pyingress_srt_rtt_ms", "SRT round-trip time per session (ms)", 
 SRT_RECEIVE_BUFFER = Gauge(
     "pyingress_srt_receive_buffer_ms", "Media in libsrt's receive buffer per session (ms)", ["resource_id"]
 )
+
+# WHIP publishers' RTP, summed (ingest/whip/receiver.py adds each publisher's growth once a second).
+WHIP_RTP = Counter("pyingress_whip_rtp", "WHIP RTP receive events over every publisher", ["event"])
 
 # 5 ms doubling to ~10 s: livekit/ingress's buckets (0.005 · 2^k, k = 0..11).
 LATENCY_BUCKETS = tuple(0.005 * 2**k for k in range(12))
