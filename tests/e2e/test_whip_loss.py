@@ -5,6 +5,7 @@ the relay counts."""
 
 import asyncio
 import re
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from livekit import api
 from tests.e2e.room_session import PUBLISHING, ingress_state, wait_status
 from tests.e2e.test_whip_passthrough import LOOPBACK, create_whip_ingress
 from tests.harness.livekit_peer import LivekitPeer
+from tests.harness.ports import free_port
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
 from tests.harness.udp_relay import LossyRelay, answer_candidates, rewrite_candidates
@@ -30,7 +32,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def whip_peer(pyingress_factory: Callable[..., PyingressPeer]) -> PyingressPeer:
-    return pyingress_factory(LOOPBACK)
+    return pyingress_factory({**LOOPBACK, "prometheus_port": free_port()})
+
+
+def whip_rtp_total(peer: PyingressPeer, event: str) -> float:
+    """pyingress's own count of one WHIP receive event, from its /metrics."""
+    url = f"http://127.0.0.1:{peer.config['prometheus_port']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf'^pyingress_whip_rtp_total{{event="{event}"}} (\S+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 def without_candidates(offer: str) -> str:
@@ -76,6 +87,9 @@ async def test_whip_keeps_publishing_through_five_percent_loss(
             assert relay.counters.feedback["nack"] > 0, relay.counters
             # Keyframe requests are counted too; aiortc resends what is NACKed, so most gaps close without one.
             print(f"relay: {relay.counters}")
+            await asyncio.sleep(1.2)  # pyingress adds each publisher's counts to /metrics once a second
+            assert whip_rtp_total(whip_peer, "nacked") > 0 and whip_rtp_total(whip_peer, "recovered") > 0
+            assert whip_rtp_total(whip_peer, "packets") > 1000
         finally:
             await publisher.stop()
             for r in relays:

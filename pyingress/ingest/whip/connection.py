@@ -227,6 +227,7 @@ class WhipConnection:
             self.source.end(EndReason.ERROR, "WHIP receiver failed")
         finally:
             self.ended_at = time.monotonic()
+            receiver.export()
             await self.transport.close()
 
     async def _connect(self) -> bool:

@@ -48,6 +48,7 @@ from pyingress.ingest.source import MediaSource
 from pyingress.ingest.whip.assembler import FrameAssembler, unwrap
 from pyingress.ingest.whip.depacketize import DepacketizeError, frame_of, is_frame_start
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription, layer_of_rid_index
+from pyingress.metrics import WHIP_RTP
 
 log = logging.getLogger("pyingress.whip")
 
@@ -143,6 +144,7 @@ class WhipReceiver:
         self.last_packet_at: float | None = None
         self.kinds_seen: set[str] = set()
         self.sender_clock_offset: float | None = None  # ours minus the publisher's NTP clock, seconds
+        self._exported: dict[str, int] = {}  # what the Prometheus totals already have of this publisher
         source.on_keyframe_request(self.request_keyframe)
 
     def describe(self) -> None:
@@ -200,8 +202,29 @@ class WhipReceiver:
                 if stream.need_keyframe and stream.frames:
                     self._ask_keyframe(stream, now)  # a keyframe asked for may itself have been lost
 
+    def totals(self) -> dict[str, int]:
+        """This publisher's receive events so far (what ``pyingress_whip_rtp_total`` sums)."""
+        streams = list(self.streams.values())
+        return {
+            "packets": self.counters.packets,
+            "nacked": sum(s.assembler.counters.nacks for s in streams),
+            "recovered": sum(s.assembler.counters.recovered for s in streams),
+            "lost": sum(s.assembler.counters.lost for s in streams),
+            "keyframe_requests": self.counters.keyframe_requests,
+            "frames_dropped": sum(s.dropped for s in streams),
+        }
+
+    def export(self) -> None:
+        """Add what grew since the last call to the process-wide Prometheus totals."""
+        for event, value in self.totals().items():
+            grown = value - self._exported.get(event, 0)
+            if grown > 0:
+                WHIP_RTP.labels(event).inc(grown)
+                self._exported[event] = value
+
     def report(self) -> None:
         """Receiver reports (and REMB) for every stream; run about once a second."""
+        self.export()
         if not self.streams:
             return
         now = self.clock()
