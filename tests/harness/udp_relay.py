@@ -13,7 +13,9 @@ import asyncio
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 _RTCP_NAMES = {(205, 1): "nack", (206, 1): "pli", (206, 4): "fir", (206, 15): "remb", (201, 0): "rr"}
 
@@ -26,12 +28,12 @@ class RelayCounters:
 
 
 class _Side(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: "callable[[bytes, tuple[str, int]], None]") -> None:  # type: ignore[valid-type]
+    def __init__(self, on_datagram: Callable[[bytes, tuple[str, int]], None]) -> None:
         self.on_datagram = on_datagram
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.on_datagram(data, addr)
