@@ -24,7 +24,6 @@ The machine is shared (2 cores): livekit-server, the subscriber's decoder and ff
 
 import argparse
 import asyncio
-import math
 import os
 import statistics
 import subprocess
@@ -250,16 +249,17 @@ async def live_delay(peer: PyingressPeer, livekit: LivekitPeer, http: MediaServe
                 count += 1
                 if count % 5 == 0:  # every 5th frame: the reading costs the bench a little CPU
                     made = read_timecode(event.frame)
-                    # Its segment was published when the producer finished it (1 s segments): the live edge then.
-                    published = origin + math.floor(made) + 1
+                    # Playback runs this long behind segment publication: a frame made at segment time f is shown
+                    # x + f after its segment (finished 1 - f after the frame) was published; x is the lag.
+                    published = origin + made + 1
                     shown = time.time()
                     samples = per_minute.setdefault(int((now - began) // 60), [])
                     samples.append((shown - origin - made, shown - published))
                 if now >= end:
                     break
             await stream.aclose()
-        print("live HLS (1 s segments), per minute: frame made → shown p50 / p95; its segment published → shown")
-        print("p50 / p95 (how far behind the live edge); frames read")
+        print("live HLS (1 s segments), per minute: frame made → shown p50 / p95; playback behind segment")
+        print("publication p50 / p95 (made → shown less the segment: the lag behind the live edge); frames read")
         for minute, pairs in sorted(per_minute.items()):
             delays, lags = sorted(d for d, _ in pairs), sorted(lag for _, lag in pairs)
             print(
