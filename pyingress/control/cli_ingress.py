@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import warnings
 from typing import TextIO, TypeVar
+from urllib.parse import urlsplit
 
 import jwt
 from google.protobuf import json_format
@@ -145,8 +146,21 @@ def _push_url(info: IngressInfo) -> str:
     return info.url
 
 
-def format_info(info: IngressInfo) -> str:
+def srt_push_url(info: IngressInfo, srt_port: int) -> str | None:
+    """Where an encoder pushes this RTMP ingress over SRT: pyingress's SRT listener on the RTMP URL's host (the API
+    does not carry the SRT address; ``srt_port`` is the server's, 8890 unless configured otherwise)."""
+    if info.input_type != IngressInput.RTMP_INPUT or not info.stream_key or srt_port <= 0:
+        return None
+    host = urlsplit(info.url).hostname
+    if not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"srt://{host}:{srt_port}?streamid=#!::r={info.stream_key},m=publish"
+
+
+def format_info(info: IngressInfo, srt_port: int = 0) -> str:
     transcoding = "on" if info.enable_transcoding else "off (pass-through)"
+    srt = srt_push_url(info, srt_port)
     rows = [
         ("Ingress ID", info.ingress_id),
         ("Name", info.name),
@@ -154,6 +168,7 @@ def format_info(info: IngressInfo) -> str:
         ("URL", info.url),
         ("Stream key", info.stream_key or "-"),
         ("Push to", _push_url(info) if info.stream_key else "-"),
+        *([("or over SRT", srt)] if srt else []),
         ("Room", info.room_name or "-"),
         ("Identity", info.participant_identity),
         ("Transcoding", transcoding),
@@ -190,7 +205,7 @@ def _print(message: Message, args: argparse.Namespace, table: str) -> None:
 
 def _create(args: argparse.Namespace) -> None:
     info = _client(args).create(read_request(args.file, CreateIngressRequest()))
-    _print(info, args, format_info(info))
+    _print(info, args, format_info(info, args.srt_port))
 
 
 def _update(args: argparse.Namespace) -> None:
@@ -200,7 +215,7 @@ def _update(args: argparse.Namespace) -> None:
     if not request.ingress_id:
         raise CliError("the update needs an ingress_id (in the file or --id)")
     info = _client(args).update(request)
-    _print(info, args, format_info(info))
+    _print(info, args, format_info(info, args.srt_port))
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -235,6 +250,12 @@ def add_ingress_commands(commands: "argparse._SubParsersAction[argparse.Argument
     )
     connection.add_argument("--dev", action="store_true", help="use the development key devkey/secret")
     connection.add_argument("--json", action="store_true", help="print the response as protojson")
+    connection.add_argument(
+        "--srt-port",
+        type=int,
+        default=int(os.environ.get("PYINGRESS_SRT_PORT") or 8890),
+        help="pyingress's SRT port, for the SRT push address of RTMP ingresses (PYINGRESS_SRT_PORT; 8890; -1: none)",
+    )
 
     ingress = commands.add_parser("ingress", help="create, list, update and delete ingresses (LiveKit Ingress API)")
     actions = ingress.add_subparsers(dest="ingress_command", required=True)
