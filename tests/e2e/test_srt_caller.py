@@ -4,14 +4,17 @@ work are refused at CreateIngress, an unknown host ends at once."""
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from livekit import api
+from livekit.protocol.ingress import DeleteIngressRequest
 
 from tests.e2e.room_session import (
     ERROR,
+    INACTIVE,
     PUBLISHING,
     Q_HIGH,
     Q_LOW,
@@ -135,3 +138,25 @@ async def test_an_unknown_host_ends_in_error_at_once_and_nobody_there_after_the_
         assert state.error.startswith("source encoder not ready"), state.error
         assert "connection timed out" in state.error, state.error
     assert "calling again in" in peer.log()
+
+
+async def test_delete_ingress_stops_a_pull_at_once(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    peer = pyingress_factory()
+    port = free_udp_port()
+    room, identity = "e2e-srt-caller-delete", "srt-delete"
+    with srt_server(TestPattern(width=640, height=360, duration=60), port, tmp_path / "server.log"):
+        async with (
+            api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client,
+            RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer", room)) as viewer,
+        ):
+            info = await client.ingress.create_ingress(url_request(f"srt://127.0.0.1:{port}", room, identity))
+            await viewer.first_video_frame(identity, timeout=30)
+            deleted = await client.ingress.delete_ingress(DeleteIngressRequest(ingress_id=info.ingress_id))
+            asked = time.monotonic()
+            assert deleted.state.status == INACTIVE
+            await viewer.wait_gone(identity, timeout=10)
+            assert time.monotonic() - asked <= 2.0
+    await asyncio.sleep(0.5)
+    assert "calling again" not in peer.log()  # closed, not retried
