@@ -141,6 +141,12 @@ class Dashboard:
         router.add_post(f"{API}/ingresses/{{ingress_id}}/update", self._wrap(self._update, changes_state=True))
         router.add_post(f"{API}/ingresses/{{ingress_id}}/delete", self._wrap(self._delete, changes_state=True))
         router.add_post(f"{API}/ingresses/{{ingress_id}}/preview", self._wrap(self._preview, changes_state=True))
+        # No CORS here: a preflight is refused outright, so a browser never sends another site's JSON request
+        # (the WHIP door's permissive OPTIONS routes would otherwise answer for these paths).
+        router.add_route("OPTIONS", f"{API}/{{tail:.*}}", self._no_cors)
+
+    async def _no_cors(self, request: web.Request) -> web.Response:
+        return web.Response(status=403, text="cross-origin requests are not allowed")
 
     # -- the page ------------------------------------------------------------------------------------------------
 
@@ -189,6 +195,19 @@ class Dashboard:
         async def handle(request: web.Request) -> web.StreamResponse:
             try:
                 current = self.logins.require(request, changes_state=changes_state)
+            except Refused as refused:
+                # A refused check is worth a line: a 403/415 here is a cross-site attempt or a broken client.
+                log.log(
+                    logging.INFO if refused.status == 401 else logging.WARNING,
+                    "dashboard: refused %s %s from %s (Origin %s): %s",
+                    request.method,
+                    request.path,
+                    request.remote,
+                    request.headers.get("Origin", "-"),
+                    refused.message,
+                )
+                return _error(refused.status, refused.message)
+            try:
                 return await handler(request, current)
             except Refused as refused:
                 return _error(refused.status, refused.message)

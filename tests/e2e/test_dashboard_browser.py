@@ -1,0 +1,98 @@
+"""The dashboard in a real browser against a real room: Debian's headless Chromium logs in, creates an RTMP ingress
+in the form, reads the key from the page, ffmpeg pushes to it, the row turns PUBLISHING without a reload, the
+preview plays the room through livekit-client served by pyingress (1280 wide at HIGH, 320 at LOW), and deleting it
+from the page makes the participant leave the room."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from livekit import api
+
+from tests.harness.livekit_peer import API_KEY, API_SECRET, LivekitPeer
+from tests.harness.processes import stop
+from tests.harness.publishers import TestPattern, start_ffmpeg
+from tests.harness.pyingress_peer import PyingressPeer
+from tests.harness.subscriber import RoomSubscriber
+from tests.web.dashboard_browser import DashboardBrowser
+
+ROOM = "dashboard-room"
+IDENTITY = "dashboard-cam"
+
+
+async def _participants(livekit: LivekitPeer, room: str) -> list[str]:
+    async with livekit.api() as client:
+        listed = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+    return [p.identity for p in listed.participants]
+
+
+async def _wait_participants(livekit: LivekitPeer, room: str, want: Callable[[list[str]], bool]) -> list[str]:
+    deadline = time.monotonic() + 30
+    seen = await _participants(livekit, room)
+    while not want(seen) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        seen = await _participants(livekit, room)
+    return seen
+
+
+async def test_create_push_watch_and_delete_from_the_dashboard(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    peer = pyingress_factory()  # not --dev: the dashboard asks for the key and secret
+    async with DashboardBrowser(peer.http_url) as browser:
+        page = browser.page
+        await browser.log_in(API_KEY, API_SECRET)
+        ingress_id = await browser.create(input="RTMP", name="from the page", room=ROOM, identity=IDENTITY)
+        key = await browser.text("#created .stream-key")
+        push = await browser.text("#created .push-url")
+        assert push == f"{peer.rtmp_url}/{key}" and len(key) == 12
+        assert (await browser.text("#created .ffmpeg")).endswith(f"-f flv {push}")
+        await browser.wait_status(ingress_id, "INACTIVE")
+        await page.evaluate("() => { window.notReloaded = true; }")
+
+        encoder = start_ffmpeg(TestPattern(duration=120), push, tmp_path / "ffmpeg.log")
+        try:
+            await browser.wait_status(ingress_id, "PUBLISHING", timeout=45)
+            assert await page.evaluate("() => window.notReloaded === true")  # pushed to the page, no reload
+            summary = await browser.text(f'tr.ingress[data-ingress-id="{ingress_id}"] td.session')
+            assert summary.startswith("1280×720"), summary  # the session's input, from the live figures
+
+            observer_token = livekit_server.token("observer", ROOM, can_publish=False)
+            async with RoomSubscriber(livekit_server.ws_url, observer_token) as observer:
+                await observer.wait_participant(IDENTITY)
+                await browser.row_click(ingress_id, "preview")
+                high = await browser.wait_video_width(1280)
+                assert high["height"] == 720
+                await asyncio.sleep(1.5)
+                later = await browser.video()
+                assert later["time"] > high["time"] + 0.5 and not later["paused"], (high, later)
+                pixels = await browser.player_pixels()
+                assert pixels.size and float(np.std(pixels.astype(np.float32))) > 20, "the player shows one colour"
+                # The preview is a hidden viewer: the room's other participants see the ingress alone.
+                viewers = [i for i in await _participants(livekit_server, ROOM) if i.startswith("pyingress-preview-")]
+                assert len(viewers) == 1 and list(observer.room.remote_participants) == [IDENTITY]
+
+                await page.click('#preview button.quality[data-quality="LOW"]')
+                low = await browser.wait_video_width(320)
+                assert low["height"] == 180
+                await asyncio.sleep(1.0)
+                assert (await browser.video())["time"] > low["time"]
+                level = await page.evaluate("() => document.getElementById('preview-level').value")
+                assert level > 0.1, f"the audio meter stays at {level}"  # the 440 Hz tone is heard
+
+                await browser.row_click(ingress_id, "delete")
+                await browser.row_click(ingress_id, "delete")  # the second click confirms
+                await page.wait_for_selector(f'tr.ingress[data-ingress-id="{ingress_id}"]', state="detached")
+                await observer.wait_gone(IDENTITY)  # the participant leaves the room
+                assert IDENTITY not in await _wait_participants(livekit_server, ROOM, lambda seen: IDENTITY not in seen)
+                await page.wait_for_function(
+                    "() => /left the room|deleted/.test(document.getElementById('preview-status').textContent)"
+                )
+            async with api.LiveKitAPI(peer.http_url, API_KEY, API_SECRET) as client:
+                remaining = await client.ingress.list_ingress(api.ListIngressRequest())
+            assert ingress_id not in [i.ingress_id for i in remaining.items]
+        finally:
+            stop(encoder)
+        assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
