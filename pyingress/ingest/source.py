@@ -48,6 +48,8 @@ class EndReason(StrEnum):
     ERROR = "error"  # the encoder broke the protocol or sent something we cannot ingest
     SHUTDOWN = "shutdown"  # the server is stopping
     COMPLETE = "complete"  # the media ran to its end (a URL's file or VOD playlist): no reconnect to wait for
+    SILENT = "silent"  # no media for the door's media timeout: gone for good (a returning publisher reconnects
+    # while the old connection still looks alive, and newest-wins takes over: no grace to wait out after this)
 
 
 class MediaSource:

@@ -139,3 +139,12 @@ async def test_a_publisher_arriving_while_the_session_tears_down_is_closed_at_on
     late_reasons = _closed_with(late)
     slot.attach(late)  # admitted just before the session was seen as ending: nobody would ever read it
     assert late_reasons == ["room disconnected"] and late.ended
+
+
+async def test_a_source_gone_silent_ends_the_slot_without_waiting_for_a_reconnect() -> None:
+    slot = SourceSlot(grace_seconds=60)
+    first = _source("a")
+    slot.attach(first)
+    assert await slot.next_source() is first
+    first.end(EndReason.SILENT)
+    assert await asyncio.wait_for(slot.next_source(), 1) is None and slot.error is None

@@ -8,7 +8,8 @@
 How it ends (the source's ``EndReason`` tells the session, ``session/slot.py`` decides what follows):
 
 - DELETE → UNPUBLISHED (a goodbye: the reconnect grace applies, as after RTMP's FCUnpublish);
-- ICE/DTLS failing or closing, or ``MEDIA_TIMEOUT`` without a packet → DISCONNECTED (grace applies);
+- ICE/DTLS failing or closing → DISCONNECTED (grace applies); ``MEDIA_TIMEOUT`` without a packet → SILENT (the
+  publisher had that long to come back; a re-POST while it looked alive took over already): the session ends;
 - not connected, or a kind the offer announced never arrived, within ``TRACK_TIMEOUT`` of the answer → ERROR
   ``source encoder not ready`` (livekit/ingress's 10 s ``sessionStartTimeout``);
 - the session closing the source (a newer publisher, Update/Delete, shutdown) → the transport is closed.
@@ -219,7 +220,7 @@ class WhipConnection:
                     self.source.end(EndReason.ERROR, SOURCE_NOT_READY.message)
                 elif now - (receiver.last_packet_at or self.started_at) > MEDIA_TIMEOUT:
                     log.info("WHIP %s: no media for %.0f s", self.resource_id, MEDIA_TIMEOUT)
-                    self.source.end(EndReason.DISCONNECTED)
+                    self.source.end(EndReason.SILENT)
         except asyncio.CancelledError:
             pass
         except Exception:
