@@ -20,6 +20,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -139,6 +140,7 @@ class SrtPull:
         self._lock = threading.Lock()
         self._closing = False
         self._wake = threading.Event()
+        self.on_end: Callable[[], None] | None = None  # on the event loop, once the source has ended
 
     def start(self) -> None:
         self.source.on_close(self.close)
@@ -192,9 +194,9 @@ class SrtPull:
             self.stats.remove()
         if error is not None:
             log.warning("SRT pull %s ended: %s", label, error)
-            self.hand_over.end(EndReason.ERROR, error)
+            self.hand_over.end(EndReason.ERROR, error, then=self.on_end)
         else:
-            self.hand_over.end(EndReason.CLOSED if self._closing else EndReason.DISCONNECTED, None)
+            self.hand_over.end(EndReason.CLOSED if self._closing else EndReason.DISCONNECTED, None, then=self.on_end)
 
     def _resolve(self) -> tuple[str, int]:
         try:
@@ -249,5 +251,9 @@ class SrtPullDoor:
         )
         pull = SrtPull(url, source, asyncio.get_running_loop(), self.settings)
         self.pulls[resource_id] = pull
+        pull.on_end = lambda: self._forget(resource_id)
         pull.start()
         return source
+
+    def _forget(self, resource_id: str) -> None:
+        self.pulls.pop(resource_id, None)
