@@ -227,3 +227,21 @@ async def test_rtmp_and_srt_share_a_key_newest_wins_and_srt_reconnects_within_gr
                     await recorder
             for encoder in encoders:
                 stop_encoder(encoder)
+
+
+async def test_no_capacity_for_a_new_session_is_refused_at_the_handshake(
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, tmp_path: Path
+) -> None:
+    port = free_udp_port()
+    # One RTMP session would reserve more CPUs than any machine lets sessions have.
+    peer = pyingress_factory({"srt_port": port, "cpu_cost": {"rtmp_cpu_cost": 1000}})
+    async with api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client:
+        info = await create_rtmp_ingress(client, "e2e-srt-full", "full")
+        encoder = start_ffmpeg_srt(
+            TestPattern(width=320, height=240, duration=5), port, info.stream_key, tmp_path / "ff.log"
+        )
+        assert await asyncio.to_thread(encoder.wait, 30) != 0
+        assert "REJECT reported" in (tmp_path / "ff.log").read_text()
+        state = await ingress_state(client, info.ingress_id)
+        assert state.status == INACTIVE and not state.resource_id  # refused before admission stored anything
+    assert "refused at the handshake: server capacity exceeded (SRT_REJX_OVERLOAD)" in peer.log()
