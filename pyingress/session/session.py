@@ -19,6 +19,7 @@ best one a simulcast publisher described.
 """
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -38,10 +39,12 @@ from pyingress.media.events import (
     PipelineEnded,
     PipelineEvent,
     PipelineFailed,
+    PipelineStats,
     StatsUpdated,
     UpstreamKeyframeNeeded,
     VideoLayersReady,
 )
+from pyingress.media.latency import LatencyRecorder
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
 from pyingress.media.pipeline import MediaPipeline, open_pipeline
 from pyingress.media.presets import resolve_audio, resolve_video
@@ -113,6 +116,9 @@ class IngressSession:
         self._pipeline_ended = asyncio.Event()
         self._publisher_error: str | None = None
         self.ending = False  # teardown has begun: nothing joins any more
+        # What came in since the start: "packets.video", "bytes.audio" … (the dashboard's live input rate).
+        self.received: collections.Counter[str] = collections.Counter()
+        self._active_layers: frozenset[int] | None = None
 
     # -- called by the front door / service --
 
@@ -142,6 +148,28 @@ class IngressSession:
 
     async def wait(self) -> None:
         await self._done.wait()
+
+    # -- what it is doing, read by the dashboard (on the loop; the pipeline's figures are copies) --
+
+    @property
+    def pipeline_stats(self) -> PipelineStats:
+        """The media pipeline's counters since the start (worker_cpu_ms, frames_out.HIGH …)."""
+        return self._pipeline.stats if self._pipeline is not None else PipelineStats()
+
+    @property
+    def latency(self) -> LatencyRecorder | None:
+        """Packet in → frame out per output track; None before the pipeline exists."""
+        return self._pipeline.latency if self._pipeline is not None else None
+
+    @property
+    def video_output(self) -> VideoLayersReady | None:
+        """The published video track's codec and layers, once planned."""
+        return self._video_ready
+
+    @property
+    def active_layers(self) -> frozenset[int] | None:
+        """The layers someone watches (dynacast); None until the room has said."""
+        return self._active_layers
 
     # -- the session's life --
 
@@ -217,6 +245,8 @@ class IngressSession:
     def _feed_item(self, item: SourceItem) -> None:
         assert self._pipeline is not None
         if isinstance(item, EncodedPacket):
+            self.received[f"packets.{item.kind}"] += 1
+            self.received[f"bytes.{item.kind}"] += len(item.data)
             self._pipeline.push(item)
         else:
             self._kinds.add(item.kind)
@@ -362,6 +392,7 @@ class IngressSession:
         self.slot.request_keyframe(layer)
 
     def _on_layers_changed(self, active: frozenset[int]) -> None:
+        self._active_layers = active
         if self._pipeline is None or self._video_ready is None:
             return
         for layer in self._video_ready.layers:
