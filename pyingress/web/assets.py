@@ -23,6 +23,7 @@ MISSING_BUNDLE = (
 CONTENT_TYPES = {
     "dashboard.js": "text/javascript",
     "preview.js": "text/javascript",
+    "charts.js": "text/javascript",
     "dashboard.css": "text/css",
 }
 

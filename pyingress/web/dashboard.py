@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
-from livekit.api import AccessToken, VideoGrants
+from livekit.api import AccessToken, ListParticipantsRequest, LiveKitAPI, VideoGrants
 from livekit.protocol.ingress import (
     CreateIngressRequest,
     DeleteIngressRequest,
@@ -51,7 +51,8 @@ from pyingress.control.twirp import TwirpError
 from pyingress.web import assets
 from pyingress.web.live import LiveFeed, sse_event
 from pyingress.web.login import DashboardLogins, Login, Refused, clear_cookie, set_cookie
-from pyingress.web.stats import RunningSession, session_stats
+from pyingress.web.stats import RunningSession, SessionSampler, session_stats
+from pyingress.web.viewer import IDENTITY_PREFIX as PREVIEW_PREFIX
 from pyingress.web.viewer import PREVIEW_TTL, preview_token
 from pyingress.web.views import ingress_view
 
@@ -109,6 +110,9 @@ class Dashboard:
         self.feed = LiveFeed()
         self._unsubscribe: Callable[[], None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
+        self.sampler = SessionSampler()
+        self._last_stats: dict[str, dict[str, Any]] = {}  # resource id → its newest figures
+        self._rooms: LiveKitAPI | None = None  # the room server's API, for the viewer counts
 
     # -- service part --------------------------------------------------------------------------------------------
 
@@ -127,6 +131,8 @@ class Dashboard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stats_task
         self.feed.close()  # open pages' streams end, so the listener can close without waiting for them
+        if self._rooms is not None:
+            await self._rooms.aclose()
 
     def add_routes(self, app: web.Application) -> None:
         router = app.router
@@ -373,7 +379,11 @@ class Dashboard:
         )
 
     def _stats(self) -> list[dict[str, Any]]:
-        return [session_stats(session) for session in self.sessions.running_sessions()]
+        """The running sessions' newest figures (without rates for one that started since the last tick)."""
+        return [
+            self._last_stats.get(session.resource_id) or session_stats(session)
+            for session in self.sessions.running_sessions()
+        ]
 
     async def _push_stats(self) -> None:
         was_running = False
@@ -381,10 +391,47 @@ class Dashboard:
             await asyncio.sleep(STATS_INTERVAL_S)
             if not self.feed.listeners:
                 continue
-            stats = self._stats()
+            try:
+                stats = self.sampler.sample(self.sessions.running_sessions())
+                await self._count_viewers(stats)
+            except Exception:  # the figures are a view: a bug here must not end the live page for good
+                log.exception("dashboard: session figures failed")
+                continue
+            self._last_stats = {figures["resource_id"]: figures for figures in stats}
             if stats or was_running:  # one empty event after the last session, so charts stop
                 self.feed.publish("stats", {"sessions": stats})
             was_running = bool(stats)
+
+    async def _count_viewers(self, stats: list[dict[str, Any]]) -> None:
+        """Who else is in each session's room, from the room server's API (the dashboard's previews apart)."""
+        rooms = {figures["room"] for figures in stats if figures["room"]}
+        if not rooms or not self.config.api_key:
+            return
+        if self._rooms is None:
+            url = self.room.ws_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+            self._rooms = LiveKitAPI(url, self.config.api_key, self.config.api_secret)
+        counts: dict[str, tuple[list[str], int]] = {}
+        for room in rooms:
+            try:
+                async with asyncio.timeout(STATS_INTERVAL_S / 2):
+                    listed = await self._rooms.room.list_participants(ListParticipantsRequest(room=room))
+            except Exception as exc:  # the room server is away or slow: no count this time
+                log.debug("dashboard: participants of %s unknown: %s", room, exc)
+                continue
+            identities = [participant.identity for participant in listed.participants]
+            previews = sum(1 for identity in identities if identity.startswith(PREVIEW_PREFIX))
+            counts[room] = (identities, previews)
+        for figures in stats:
+            found = counts.get(figures["room"])
+            if found is None:
+                continue
+            identities, previews = found
+            ingress = next(
+                (s.info for s in self.sessions.running_sessions() if s.resource_id == figures["resource_id"]), None
+            )
+            own = ingress.participant_identity if ingress is not None else ""
+            others = [identity for identity in identities if identity != own]
+            figures["viewers"] = {"total": len(others) - previews, "previews": previews}
 
 
 def create_request(body: dict[str, Any]) -> CreateIngressRequest:

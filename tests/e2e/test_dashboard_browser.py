@@ -4,6 +4,7 @@ preview plays the room through livekit-client served by pyingress (1280 wide at 
 from the page makes the participant leave the room."""
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +57,20 @@ async def test_create_push_watch_and_delete_from_the_dashboard(
         try:
             await browser.wait_status(ingress_id, "PUBLISHING", timeout=45)
             assert await page.evaluate("() => window.notReloaded === true")  # pushed to the page, no reload
-            summary = await browser.text(f'tr.ingress[data-ingress-id="{ingress_id}"] td.session')
-            assert summary.startswith("1280×720"), summary  # the session's input, from the live figures
+            # The session's figures, pushed every 2 s: the input in the row, the rest in its details.
+            row = f'tr.ingress[data-ingress-id="{ingress_id}"]'
+            await browser.wait_text(f"{row} td.session", r"^1280×720 · 30 fps · H264 · [0-9.]+ Mb/s")
+            await page.click(f"{row} button.link")
+            details = f'tr.details[data-details-of="{ingress_id}"]'
+            await browser.wait_text(details, "% of a core")
+            figures = await browser.text(details)
+            layers = r"Output \(h264\)HIGH 1280×720 @ [0-9.]+ Mb/s, [0-9.]+ fps · MEDIUM 640×360 .* · LOW 320×180 "
+            assert re.search(layers, figures), figures
+            assert re.search(r"Input audioaac 2 ch 48 kHz, [0-9]+ kb/s", figures), figures
+            assert re.search(r"Ingest → outHIGH p50 [0-9.]+ ms / p95 [0-9.]+ ms", figures), figures
+            await browser.wait_text(details, r"Input frame rate: [1-9][0-9]*\.[0-9] fps")
+            # (The rate itself is whatever the shared machine lets ffmpeg push; bitrate and frame rate are drawn.)
+            assert await page.locator(f"{details} canvas").count() == 2
 
             observer_token = livekit_server.token("observer", ROOM, can_publish=False)
             async with RoomSubscriber(livekit_server.ws_url, observer_token) as observer:
@@ -70,6 +83,8 @@ async def test_create_push_watch_and_delete_from_the_dashboard(
                 assert later["time"] > high["time"] + 0.5 and not later["paused"], (high, later)
                 pixels = await browser.player_pixels()
                 assert pixels.size and float(np.std(pixels.astype(np.float32))) > 20, "the player shows one colour"
+                # The figures count the observer as a viewer and the preview as the dashboard's own.
+                await browser.wait_text(details, r"Viewers1 \(\+1 dashboard preview\)")
                 # The preview is a hidden viewer: the room's other participants see the ingress alone.
                 viewers = [i for i in await _participants(livekit_server, ROOM) if i.startswith("pyingress-preview-")]
                 assert len(viewers) == 1 and list(observer.room.remote_participants) == [IDENTITY]

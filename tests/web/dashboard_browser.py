@@ -74,6 +74,21 @@ class DashboardBrowser:
         value: str = await self.page.text_content(selector)
         return value
 
+    async def wait_text(self, selector: str, pattern: str, timeout: float = 15.0) -> str:
+        """Until the text of ``selector`` matches the JavaScript regular expression ``pattern``; that text."""
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            await self.page.wait_for_function(
+                "([s, p]) => new RegExp(p).test(document.querySelector(s)?.textContent ?? '')",
+                arg=[selector, pattern],
+                timeout=timeout * 1000,
+            )
+        except PlaywrightTimeout:
+            shown = await self.page.text_content(selector) if await self.page.query_selector(selector) else None
+            raise AssertionError(f"{selector} never matched {pattern!r} in {timeout} s; it shows {shown!r}") from None
+        return await self.text(selector)
+
     async def wait_status(self, ingress_id: str, status: str, timeout: float = 30.0) -> None:
         await self.page.wait_for_selector(
             f'tr.ingress[data-ingress-id="{ingress_id}"][data-status="{status}"]', timeout=timeout * 1000

@@ -201,11 +201,14 @@
 
   function summary(view) {
     const running = figures.get(view.ingress_id);
-    const video = (running && running.input_video) || view.input_video;
-    if (!video) return running ? "starting…" : "";
+    if (!running) return "";
+    const video = running.input_video;
+    if (!video) return "starting…";
     const codec = video.codec.replace("video/", "");
     const parts = [`${video.width}×${video.height}`, `${video.fps} fps`, codec];
-    if (video.bitrate) parts.push(megabits(video.bitrate));
+    const bps = running.in ? running.in.video_bps + running.in.audio_bps : video.bitrate;
+    if (bps) parts.push(megabits(bps));
+    if (running.viewers) parts.push(`${running.viewers.total} viewer${running.viewers.total === 1 ? "" : "s"}`);
     return parts.join(" · ");
   }
 
