@@ -24,6 +24,7 @@ CONTENT_TYPES = {
     "dashboard.js": "text/javascript",
     "preview.js": "text/javascript",
     "charts.js": "text/javascript",
+    "golive.js": "text/javascript",
     "dashboard.css": "text/css",
 }
 

@@ -26,6 +26,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from livekit.api import AccessToken, ListParticipantsRequest, LiveKitAPI, VideoGrants
@@ -81,6 +82,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -157,13 +163,15 @@ class Dashboard:
     # -- the page ------------------------------------------------------------------------------------------------
 
     def _security_headers(self) -> dict[str, str]:
-        # The page loads only our own files; it may talk to us and to the room server the preview joins.
-        room = self.room.ws_url.rstrip("/")
+        # The page loads only our own files; it may talk to us, to the room server the preview joins, and to the
+        # WHIP endpoint "go live" publishes to (whip_base_url may name another host than the page's).
+        room = _origin(self.room.ws_url)
         room_http = room.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+        whip = _origin(self.config.default_whip_base_url)
         return {
             "Content-Security-Policy": (
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                f"media-src 'self' blob:; connect-src 'self' {room} {room_http}; "
+                f"media-src 'self' blob:; connect-src 'self' {room} {room_http} {whip}; "
                 "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
             ),
             "X-Frame-Options": "DENY",
