@@ -172,6 +172,8 @@ class HttpClient:
         self._context: ssl.SSLContext | None = None
         self._idle: dict[tuple[str, str, int], _Connection] = {}
         self.requests = 0
+        # When a request was last sent or body bytes last arrived: a demuxer waiting on the network is not hung.
+        self.last_activity = time.monotonic()
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._context is None:
@@ -227,6 +229,7 @@ class HttpClient:
                 connection.sock.settimeout(max(0.01, deadline - time.monotonic()))
                 connection.request("GET", _target(url), headers=headers)
                 self.requests += 1
+                self.last_activity = time.monotonic()
                 return connection.getresponse(), connection
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
                 connection.close()
@@ -319,6 +322,7 @@ class HttpBody:
         except (OSError, http.client.HTTPException) as error:
             raise FetchError(f"reading {self.url} failed after {self.read_bytes} bytes: {error}") from None
         self.read_bytes += len(data)
+        self.client.last_activity = time.monotonic()
         if not data and size:
             if self.length is not None and self.read_bytes < self.length:
                 raise FetchError(

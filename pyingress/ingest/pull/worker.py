@@ -200,11 +200,15 @@ class PullWorker:
                 self.output.write(encode_end())
                 return 0
             busy = self.ahead.busy_since
-            if busy is not None and now - busy > self.request.hang_seconds:
-                self.output.event(
-                    PipelineFailed(f"{self.request.url}: the demuxer made no progress for {now - busy:.0f} s")
-                )
-                return 1
+            if busy is not None:
+                # Inside one FFmpeg call, with no request or byte for that long either: native code going round
+                # in circles (waiting for HLS segments or retrying a fetch keeps the network busy).
+                stuck = now - max(busy, self.client.last_activity)
+                if stuck > self.request.hang_seconds:
+                    self.output.event(
+                        PipelineFailed(f"{self.request.url}: the demuxer made no progress for {stuck:.0f} s")
+                    )
+                    return 1
             if now >= next_heartbeat:
                 self.output.event(self._stats())
                 next_heartbeat = now + HEARTBEAT_SECONDS
