@@ -14,7 +14,8 @@ The worker's own failures end only this session, in words:
   its own within the open/read timeouts): it is killed, and the error says so.
 
 Closing the source (DeleteIngress, shutdown) kills the worker at once: it holds nothing worth a goodbye.
-Progress (media position of duration, from the heartbeats) is kept per session for logs and the CLI.
+Progress (media position of duration, from the heartbeats) is logged every 30 s of media and kept in the source's
+``metadata`` (``position_seconds``, ``duration_seconds``: None when live) for the dashboard.
 """
 
 import asyncio
@@ -182,6 +183,10 @@ class PullFeed:
             self.progress.position = self.counters.get("position_ms", 0) / 1000
             duration = self.counters.get("duration_ms")
             self.progress.duration = duration / 1000 if duration is not None else None
+            # How far it has played, where a session's readers (the dashboard, logs) find what a door says about
+            # its publisher: the source's metadata, as RTMP puts the encoder's onMetaData there.
+            self.source.metadata["position_seconds"] = self.progress.position
+            self.source.metadata["duration_seconds"] = self.progress.duration
             if self.progress.position >= self._next_progress_log:
                 self._next_progress_log = self.progress.position + PROGRESS_LOG_SECONDS
                 log.info("URL pull %s: played %s", self.source.resource_id, self.progress)

@@ -65,6 +65,7 @@ async def test_a_file_feeds_the_source_and_ends_complete(launcher: WorkerLaunche
     assert [i.kind for i in items if isinstance(i, StreamDescription)] == ["video", "audio"]
     assert sum(isinstance(i, EncodedPacket) and i.kind == "video" for i in items) == 90
     assert source.end_reason == EndReason.COMPLETE and source.error is None
+    assert 2.9 <= source.metadata["position_seconds"] <= 3.05 and source.metadata["duration_seconds"] >= 3.0
     await asyncio.sleep(0.1)
     assert pulling.feeds == {}
 
