@@ -56,8 +56,8 @@
       context.strokeStyle = style.getPropertyValue("--accent") || "#2463eb";
       context.lineWidth = 2;
       context.beginPath();
-      values.forEach((value, index) => {
-        const x = (index / (HISTORY - 1)) * width;
+      values.forEach((value, index) => { // the newest point at the right edge, older ones scroll left
+        const x = width - ((values.length - 1 - index) / (HISTORY - 1)) * width;
         const y = height - (value / top) * (height - 4) - 2;
         if (index === 0) context.moveTo(x, y);
         else context.lineTo(x, y);
