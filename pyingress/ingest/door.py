@@ -23,6 +23,10 @@ class PushSessions(Protocol):
         """The ingress of the running session ``resource_id`` (e.g. between ``admit_push`` and ``attach``), or None."""
         ...
 
+    async def check_push(self, stream_key: str, input_type: int) -> None:
+        """Would ``admit_push`` take this publisher now?  Raises the same IngressError if not; changes nothing."""
+        ...
+
     def attach(self, source: MediaSource) -> None:
         """Hand an admitted publisher's source (``source.resource_id`` set) to its session."""
         ...

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from livekit.protocol.ingress import IngressInfo, IngressInput
 
 from pyingress.config import Config
-from pyingress.control.admission import Admission
+from pyingress.control.admission import Admission, session_cost
 from pyingress.control.errors import INGRESS_DISABLED, INVALID_INGRESS_TYPE, SERVER_SHUTTING_DOWN, IngressError
 from pyingress.control.ids import new_resource_id
 from pyingress.control.state import IngressControl, SessionRegistry
@@ -120,6 +120,16 @@ class SessionManager:
             raise
         self._count_publish(input_type, "success")
         return resource_id
+
+    async def check_push(self, stream_key: str, input_type: int) -> None:
+        """Would ``admit_push`` take this publisher now?  Raises its IngressError if not; stores and reserves
+        nothing.  For doors that must answer before their handshake completes (SRT's listen callback)."""
+        if not self.accepting:
+            raise SERVER_SHUTTING_DOWN
+        info = await self.control.get_ingress_info(stream_key=stream_key)
+        self._check_rejoin(info, input_type)
+        if self.session_of(info.ingress_id) is None:  # a running session is joined (newest wins): no new cost
+            self.admission.capacity.check(session_cost(info, self.admission.capacity.costs))
 
     def _count_publish(self, input_type: int, status: str) -> None:
         """LiveKit's publish status: success, 4xx, 5xx or internal per input type (metrics.py)."""

@@ -18,20 +18,14 @@ behind.  A refusal in that short gap (the ingress disabled meanwhile, capacity t
 
 import asyncio
 import logging
-from typing import Protocol
 
 from aiohttp import web
 from livekit.protocol.ingress import IngressInput
 
 from pyingress.config import Config
-from pyingress.control.admission import Admission, session_cost
 from pyingress.control.errors import (
-    INGRESS_DISABLED,
-    INVALID_INGRESS_TYPE,
-    SERVER_SHUTTING_DOWN,
     IngressError,
 )
-from pyingress.control.state import IngressControl
 from pyingress.ingest.door import PushSessions
 from pyingress.ingest.flow import FlowPolicy
 from pyingress.ingest.source import MediaSource
@@ -60,19 +54,8 @@ def reject_for(error: IngressError) -> Reject:
     return _REJECTS.get(error.code, Reject.X_ISE)
 
 
-class SrtSessions(PushSessions, Protocol):
-    """The session manager as the SRT door sees it: the push admission, plus what a check without admitting reads
-    (``session.manager.SessionManager`` has all of it)."""
-
-    control: IngressControl
-    admission: Admission
-    closing: bool
-
-    def session_of(self, ingress_id: str) -> object | None: ...
-
-
 class SrtFrontDoor:
-    def __init__(self, config: Config, sessions: SrtSessions) -> None:
+    def __init__(self, config: Config, sessions: PushSessions) -> None:
         self.config = config
         self.sessions = sessions
         self.listener = SrtListener(
@@ -145,19 +128,8 @@ class SrtFrontDoor:
         return None
 
     async def _check(self, stream_key: str) -> None:
-        """Would ``admit_push`` take this publisher now?  Raises its IngressError if not; stores and reserves
-        nothing (the admission itself follows the handshake)."""
-        sessions = self.sessions
-        if sessions.closing:
-            raise SERVER_SHUTTING_DOWN
-        info = await sessions.control.get_ingress_info(stream_key=stream_key)
-        if info.HasField("enabled") and not info.enabled:
-            raise INGRESS_DISABLED
-        if info.input_type != IngressInput.RTMP_INPUT:
-            raise INVALID_INGRESS_TYPE
-        if sessions.session_of(info.ingress_id) is None:  # a running session is joined (newest wins): no new cost
-            capacity = sessions.admission.capacity
-            capacity.check(session_cost(info, capacity.costs))
+        """Would ``admit_push`` take this publisher now?  The admission itself follows the handshake."""
+        await self.sessions.check_push(stream_key, IngressInput.RTMP_INPUT)
 
     # -- accepted connections ----------------------------------------------------------------------------------
 
