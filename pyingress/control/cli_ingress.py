@@ -1,9 +1,11 @@
-"""``pyingress ingress create|list|update|delete``: a client for any LiveKit Ingress API, pyingress or livekit-server.
+"""``pyingress ingress create|list|update|delete|watch``: a client for any LiveKit Ingress API, pyingress or
+livekit-server.
 
 Shaped like ``lk ingress``: ``--url``, ``--api-key``, ``--api-secret`` (or LIVEKIT_URL / LIVEKIT_API_KEY /
 LIVEKIT_API_SECRET), request files in protojson (``create FILE|-``; snake_case or camelCase names, enums by name or
-number; unknown fields are refused so that a typo does not silently drop a setting).  Output is a readable table,
-or with ``--json`` the protojson of the response.  It speaks Twirp JSON over plain HTTP, so an error prints exactly
+number; unknown fields are refused so that a typo does not silently drop a setting; ``cli_request.py`` says where a
+file is wrong).  Output is a readable table, or with ``--json`` the protojson of the response; ``watch`` follows an
+ingress's state (``cli_watch.py``).  It speaks Twirp JSON over plain HTTP, so an error prints exactly
 what the server said.
 """
 
@@ -15,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from typing import TextIO, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import jwt
@@ -33,6 +35,8 @@ from livekit.protocol.ingress import (
     UpdateIngressRequest,
 )
 
+from pyingress.control.cli_request import RequestFileError, read_request
+from pyingress.control.cli_watch import WatchError, watch
 from pyingress.control.protojson import to_json
 
 # LiveKit's development secret ("secret") is shorter than the 32 bytes PyJWT recommends; LiveKit accepts such keys,
@@ -111,19 +115,6 @@ def _describe_error(status: int, body: bytes) -> str:
         return f"{error['code']}: {error['msg']} (HTTP {status})"
     except (ValueError, KeyError, TypeError):
         return f"HTTP {status}: {body.decode(errors='replace').strip()}"
-
-
-def read_request(path: str, message: M, stdin: TextIO | None = None) -> M:
-    """A request message from a protojson file, or from stdin for ``-``."""
-    try:
-        text = (stdin or sys.stdin).read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        json_format.Parse(text, message)
-    except json_format.ParseError as exc:
-        raise CliError(f"{path}: {exc}") from None
-    return message
 
 
 def _status(info: IngressInfo) -> str:
@@ -228,13 +219,27 @@ def _delete(args: argparse.Namespace) -> None:
     _print(info, args, format_info(info))
 
 
+def _watch(args: argparse.Namespace) -> int:
+    client = _client(args)
+
+    def load(request: ListIngressRequest) -> list[IngressInfo]:
+        try:
+            return list(client.list(request).items)
+        except CliError as exc:
+            if str(exc).startswith("not_found:"):  # deleted (or never there: watch tells which)
+                return []
+            raise
+
+    return watch(load, args)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
-        args.action(args)
-    except CliError as exc:
+        code: int | None = args.action(args)
+    except (CliError, RequestFileError, WatchError) as exc:
         print(f"pyingress: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 def add_ingress_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -273,3 +278,11 @@ def add_ingress_commands(commands: "argparse._SubParsersAction[argparse.Argument
     delete = actions.add_parser("delete", parents=[connection], help="delete an ingress")
     delete.add_argument("ingress_id")
     delete.set_defaults(handler=_run, action=_delete)
+    follow = actions.add_parser(
+        "watch", parents=[connection], help="follow an ingress's state live: a line each time it changes"
+    )
+    follow.add_argument("ingress_id")
+    follow.add_argument("--interval", type=float, default=1.0, help="seconds between looks (1)")
+    follow.add_argument("--until", help="exit 0 once the status is one of these (e.g. PUBLISHING or INACTIVE,ERROR)")
+    follow.add_argument("--timeout", type=float, default=0.0, help="with --until: exit 1 after this many seconds")
+    follow.set_defaults(handler=_run, action=_watch)
