@@ -3,7 +3,6 @@ API, ``presets`` prints LiveKit's encoding presets."""
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from livekit.protocol.models import AudioCodec
@@ -11,17 +10,17 @@ from livekit.protocol.models import AudioCodec
 from pyingress import __version__
 from pyingress.config import ConfigError, load_config
 from pyingress.control.cli_ingress import add_ingress_commands
+from pyingress.logs import configure_logging
 from pyingress.media.presets import all_audio_presets, all_video_presets
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, development=args.dev)
+        configure_logging(config.logging)  # plain or JSON lines; aiortc/aioice quiet unless asked for
     except ConfigError as exc:
         print(f"pyingress: bad configuration: {exc}", file=sys.stderr)
         return 2
-    level = config.logging.level.upper().replace("WARN", "WARNING").replace("WARNINGING", "WARNING")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pyingress.compose import build_service
     from pyingress.control.store import StoreError
     from pyingress.room_server import RoomServerError
