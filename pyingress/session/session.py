@@ -32,6 +32,7 @@ from livekit.protocol.models import TrackSource
 from pyingress.control.errors import SOURCE_NOT_READY, IngressError
 from pyingress.control.transcoding import is_transcoded
 from pyingress.ingest.source import MediaSource, SourceItem
+from pyingress.logs import bind_session
 from pyingress.media.config import PipelineConfig
 from pyingress.media.events import (
     AudioTrackReady,
@@ -174,6 +175,7 @@ class IngressSession:
     # -- the session's life --
 
     async def run(self) -> None:
+        bind_session(self.info.ingress_id, self.resource_id)  # on every log line of this session's tasks
         loop = asyncio.get_running_loop()
         config = PipelineConfig(
             video=resolve_video(self.info.video if self.info.HasField("video") else None),
