@@ -36,6 +36,7 @@ from livekit.protocol.ingress import (
     IngressAudioEncodingPreset,
     IngressInfo,
     IngressInput,
+    IngressVideoEncodingOptions,
     IngressVideoEncodingPreset,
     IngressVideoOptions,
     ListIngressRequest,
@@ -458,8 +459,37 @@ def create_request(body: dict[str, Any]) -> CreateIngressRequest:
     if isinstance(body.get("enable_transcoding"), bool):
         request.enable_transcoding = body["enable_transcoding"]
     preset = str(body.get("video_preset", "") or "")
-    if preset and preset != "default":
+    if preset == "custom":
+        request.video.CopyFrom(IngressVideoOptions(options=custom_video(body.get("video_options"))))
+    elif preset and preset != "default":
         if preset not in IngressVideoEncodingPreset.keys():  # noqa: SIM118 (a protobuf enum: no __contains__)
             raise Refused(400, f"unknown video preset {preset!r}")
         request.video.CopyFrom(IngressVideoOptions(preset=preset))  # the enum by name
     return request
+
+
+def custom_video(raw: Any) -> IngressVideoEncodingOptions:
+    """The form's custom layers; their values are checked by the API (LiveKit's validation and messages)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("layers"), list):
+        raise Refused(400, "custom video needs its layers")
+    codec = str(raw.get("codec", "H264_BASELINE"))
+    if codec not in ("H264_BASELINE", "VP8"):
+        raise Refused(400, f"unknown video codec {codec!r}")
+    options = IngressVideoEncodingOptions(video_codec=codec, frame_rate=_number(raw.get("frame_rate", 30)))  # by name
+    for layer in raw["layers"]:
+        quality = str(layer.get("quality", "")) if isinstance(layer, dict) else ""
+        if quality not in ("LOW", "MEDIUM", "HIGH"):
+            raise Refused(400, f"unknown layer quality {quality!r}")
+        options.layers.add(
+            quality=quality,  # by name
+            width=int(_number(layer.get("width"))),
+            height=int(_number(layer.get("height"))),
+            bitrate=int(_number(layer.get("bitrate"))),
+        )
+    return options
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value > 1e9:
+        raise Refused(400, f"not a number the form could send: {value!r}")
+    return float(value)

@@ -111,3 +111,44 @@ async def test_create_push_watch_and_delete_from_the_dashboard(
         finally:
             stop(encoder)
         assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
+
+
+async def test_custom_layers_and_enable_disable_from_the_form(
+    pyingress_factory: Callable[..., PyingressPeer],
+) -> None:
+    peer = pyingress_factory()
+    async with DashboardBrowser(peer.http_url) as browser:
+        page = browser.page
+        await browser.log_in(API_KEY, API_SECRET)
+        assert not await page.is_visible("#custom-video")
+        await page.select_option("#create-preset", "custom")
+        assert await page.is_visible("#custom-video") and not await page.is_visible("#create-url")
+        await page.select_option("#custom-codec", "VP8")
+        low = '#custom-video .layer-row[data-quality="LOW"]'
+        await page.fill(f"{low} .w", "320")
+        await page.fill(f"{low} .h", "180")
+        await page.fill(f"{low} .kbps", "200")
+        ingress_id = await browser.create(input="RTMP", name="custom", room="custom-room", identity="custom-cam")
+        row = f'tr.ingress[data-ingress-id="{ingress_id}"]'
+        assert await browser.text(f"{row} td.input") == "RTMPcustom layers"
+        async with api.LiveKitAPI(peer.http_url, API_KEY, API_SECRET) as client:
+            (info,) = (await client.ingress.list_ingress(api.ListIngressRequest(ingress_id=ingress_id))).items
+        layers = [(layer.width, layer.height, layer.bitrate) for layer in info.video.options.layers]
+        assert layers == [(1280, 720, 2_500_000), (640, 360, 800_000), (320, 180, 200_000)]
+        assert info.video.options.video_codec == api.VideoCodec.VP8
+
+        await browser.row_click(ingress_id, "toggle")  # Disable
+        await browser.wait_text(f"{row} td.state", "disabled")
+        assert await browser.text(f"{row} button.toggle") == "Enable"
+        async with api.LiveKitAPI(peer.http_url, API_KEY, API_SECRET) as client:
+            (info,) = (await client.ingress.list_ingress(api.ListIngressRequest(ingress_id=ingress_id))).items
+        assert info.HasField("enabled") and not info.enabled
+        await browser.row_click(ingress_id, "toggle")  # Enable again
+        await browser.wait_text(f"{row} button.toggle", "^Disable$")
+        # A refusal from the API shows in the page, in LiveKit's words.
+        await page.select_option("#create-preset", "default")
+        await page.fill("#create-identity", "")
+        await page.evaluate("() => document.getElementById('create-identity').removeAttribute('required')")
+        await page.click("#create-button")
+        await browser.wait_text("#create-error", "invalid ingress: no participant identity")
+        assert not [line for line in browser.console if line.startswith("pageerror")], browser.console

@@ -12,6 +12,7 @@ import aiohttp
 import jwt
 import pytest
 from livekit.protocol.ingress import CreateIngressRequest, IngressInput, ListIngressRequest
+from livekit.protocol.models import VideoCodec, VideoQuality
 
 from tests.control.service_fixture import RunningService, running_service
 
@@ -179,6 +180,24 @@ async def test_actions_go_through_the_ingress_api(service: RunningService) -> No
         assert status == 200 and whip["transcoding"] and whip["push"][0]["url"].endswith(f"/w/{whip['stream_key']}")
         status, preset = await page.post(f"{API}/ingresses", {**RTMP_FORM, "video_preset": "H264_1080P_30FPS_1_LAYER"})
         assert status == 200 and preset["preset"] == "H264_1080P_30FPS_1_LAYER"
+
+        layers = [{"quality": "HIGH", "width": 960, "height": 540, "bitrate": 1_500_000}]
+        custom = {"codec": "VP8", "frame_rate": 25, "layers": layers}
+        status, made = await page.post(
+            f"{API}/ingresses", {**RTMP_FORM, "video_preset": "custom", "video_options": custom}
+        )
+        assert status == 200 and made["preset"] == "custom", made
+        async with service.client() as client:
+            (stored,) = (await client.ingress.list_ingress(ListIngressRequest(ingress_id=made["ingress_id"]))).items
+        assert stored.video.options.video_codec == VideoCodec.VP8 and stored.video.options.frame_rate == 25
+        assert [(la.quality, la.width, la.height, la.bitrate) for la in stored.video.options.layers] == [
+            (VideoQuality.HIGH, 960, 540, 1_500_000)
+        ]
+        bad = {**custom, "layers": [{**layers[0], "width": 0}]}
+        form = {**RTMP_FORM, "video_preset": "custom", "video_options": bad}
+        status, refused = await page.post(f"{API}/ingresses", form)
+        assert status == 400 and refused["error"].startswith("invalid video parameters"), refused
+        await page.post(f"{API}/ingresses/{made['ingress_id']}/delete")
 
         ingress = created["ingress_id"]
         status, disabled = await page.post(f"{API}/ingresses/{ingress}/update", {"enabled": False})

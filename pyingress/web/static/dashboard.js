@@ -242,6 +242,12 @@
     return cell;
   }
 
+  function presetLabel(view) {
+    if (view.input === "WHIP" && !view.transcoding) return "as sent";
+    if (view.preset === "default") return "720p, 3 layers";
+    return view.preset === "custom" ? "custom layers" : view.preset;
+  }
+
   function report(error) {
     $("create-error").textContent = String(error.message || error);
   }
@@ -262,7 +268,8 @@
         el("div", {class: "muted", text: view.ingress_id}));
       const input = view.input + (view.input === "WHIP" ? (view.transcoding ? " transcoded" : " pass-through") : "");
       rows.append(el("tr", {class: "ingress", "data-ingress-id": view.ingress_id, "data-status": view.status},
-        name, el("td", {text: input}), el("td", {text: view.room}), state,
+        name, el("td", {class: "input"}, el("div", {text: input}), el("div", {class: "muted", text: presetLabel(view)})),
+        el("td", {text: view.room}), state,
         el("td", {class: "session", text: summary(view)}), actions(view)));
       if (open) {
         const details = el("td", {colSpan: 6}, pushDetails(view));
@@ -282,6 +289,7 @@
     const preset = $("create-preset");
     preset.append(el("option", {value: "default", text: "default (720p, 3 layers)"}));
     for (const name of session.video_presets) preset.append(el("option", {value: name, text: name}));
+    preset.append(el("option", {value: "custom", text: "custom layers…"}));
     showInputFields();
   }
 
@@ -289,9 +297,22 @@
     const kind = $("create-input").value;
     for (const node of document.querySelectorAll(".only-whip")) node.hidden = kind !== "WHIP";
     for (const node of document.querySelectorAll(".only-url")) node.hidden = kind !== "URL";
+    for (const node of document.querySelectorAll(".only-custom")) node.hidden = $("create-preset").value !== "custom";
   }
 
   $("create-input").addEventListener("change", showInputFields);
+  $("create-preset").addEventListener("change", showInputFields);
+
+  function customVideo() {
+    const layers = [];
+    for (const row of document.querySelectorAll("#custom-video .layer-row")) {
+      const width = row.querySelector(".w").value;
+      if (!width) continue;
+      layers.push({quality: row.dataset.quality, width: Number(width), height: Number(row.querySelector(".h").value),
+        bitrate: Math.round(Number(row.querySelector(".kbps").value) * 1000)});
+    }
+    return {codec: $("custom-codec").value, frame_rate: Number($("custom-fps").value), layers};
+  }
 
   $("create-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -307,6 +328,7 @@
     };
     if (kind === "WHIP") body.enable_transcoding = $("create-transcoding").checked;
     if (kind === "URL") body.url = $("create-url").value;
+    if (body.video_preset === "custom") body.video_options = customVideo();
     try {
       const view = await post("/ingresses", body);
       ingresses.set(view.ingress_id, view);
