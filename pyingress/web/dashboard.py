@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from livekit.api import AccessToken, ListParticipantsRequest, LiveKitAPI, VideoGrants
@@ -52,7 +52,7 @@ from pyingress.control.state import IngressChanges
 from pyingress.control.twirp import TwirpError
 from pyingress.web import assets
 from pyingress.web.live import LiveFeed, sse_event
-from pyingress.web.login import DashboardLogins, Login, Refused, clear_cookie, set_cookie
+from pyingress.web.login import DashboardLogins, Login, Refused, clear_cookie, is_loopback_host, set_cookie
 from pyingress.web.stats import RunningSession, SessionSampler, session_stats
 from pyingress.web.viewer import IDENTITY_PREFIX as PREVIEW_PREFIX
 from pyingress.web.viewer import PREVIEW_TTL, preview_token
@@ -83,6 +83,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, headers={"Cache-Control": "no-store"})
+
+
+def room_url_for(ws_url: str, page_host: str) -> str:
+    """The room server as the page's browser reaches it: a loopback ``ws_url`` (the local dev room server), seen
+    from another machine, is the same port on the host the page came from."""
+    parts = urlsplit(ws_url)
+    if not is_loopback_host(parts.netloc) or is_loopback_host(page_host):
+        return ws_url
+    host = urlsplit(f"//{page_host}").hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _origin(url: str) -> str:
@@ -163,10 +175,10 @@ class Dashboard:
 
     # -- the page ------------------------------------------------------------------------------------------------
 
-    def _security_headers(self) -> dict[str, str]:
+    def _security_headers(self, request: web.Request) -> dict[str, str]:
         # The page loads only our own files; it may talk to us, to the room server the preview joins, and to the
         # WHIP endpoint "go live" publishes to (whip_base_url may name another host than the page's).
-        room = _origin(self.room.ws_url)
+        room = _origin(room_url_for(self.room.ws_url, request.host))
         room_http = room.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
         whip = _origin(self.config.default_whip_base_url)
         return {
@@ -183,7 +195,10 @@ class Dashboard:
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(
-            text=assets.index_html(), content_type="text/html", charset="utf-8", headers=self._security_headers()
+            text=assets.index_html(),
+            content_type="text/html",
+            charset="utf-8",
+            headers=self._security_headers(request),
         )
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
@@ -339,7 +354,7 @@ class Dashboard:
         token, identity = preview_token(current.api_key, secret, info.room_name)
         return _json(
             {
-                "ws_url": self.room.ws_url,
+                "ws_url": room_url_for(self.room.ws_url, request.host),
                 "token": token,
                 "room": info.room_name,
                 "viewer": identity,

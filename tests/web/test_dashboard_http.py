@@ -274,6 +274,13 @@ async def test_the_preview_token_subscribes_to_one_room_for_minutes(service: Run
             "hidden": True,
         }
         assert claims["exp"] - claims["nbf"] <= 5 * 60 and claims["sub"].startswith("pyingress-preview-")
+        # A page opened from another machine reaches the local dev room server on the host it came from.
+        lan = {**page.headers, "Host": "192.0.2.10:8080", "Origin": "http://192.0.2.10:8080"}
+        async with http.post(f"{base}{API}/ingresses/{created['ingress_id']}/preview", json={}, headers=lan) as r:
+            assert (await r.json())["ws_url"] == "ws://192.0.2.10:7880"
+        async with http.get(base + "/", headers={"Host": "192.0.2.10:8080"}) as r:
+            csp = r.headers["Content-Security-Policy"]
+            assert "connect-src 'self' ws://192.0.2.10:7880 http://192.0.2.10:7880" in csp
         status, missing = await page.post(f"{API}/ingresses/IN_nosuchthing/preview")
         assert (status, missing) == (404, {"error": "ingress does not exist"})
 
@@ -296,3 +303,18 @@ async def test_dev_mode_on_loopback_skips_the_form_but_not_the_csrf_check(tmp_pa
             headers = {"Host": "evil.example:8080"}
             async with http.get(f"{base}{API}/session", headers=headers) as response:
                 assert response.status == 401
+
+
+async def test_a_stopping_service_ends_the_open_pages_streams_at_once(tmp_path: Path) -> None:
+    async with running_service(tmp_path) as service:
+        base = service.http_url
+        async with _client() as http:
+            await _page(http, base)
+            async with http.get(f"{base}{API}/events") as response:
+                events = _events(response)
+                assert (await anext(events))[0] == "snapshot"
+                started = asyncio.get_running_loop().time()
+                await asyncio.wait_for(service.service.stop(), 10)  # not aiohttp's 60 s wait for open handlers
+                assert asyncio.get_running_loop().time() - started < 5
+                with pytest.raises((StopAsyncIteration, aiohttp.ClientPayloadError)):
+                    await asyncio.wait_for(anext(events), 5)
