@@ -64,10 +64,11 @@ async def test_create_for_each_input_type(tmp_path: Path) -> None:
     assert whip.url == f"{running.http_url}/w"  # default WHIP base: this service's HTTP listener
     assert (whip.enable_transcoding, whip.bypass_transcoding) == (False, True)
     assert whip_transcoded.enable_transcoding and whip_transcoded.video.preset == 1
-    # URL ingresses: no stream key, single use, the source re-serialised; no puller yet, so it stays INACTIVE.
+    # URL ingresses: no stream key, single use, the source re-serialised; pulled at once, so the answer is
+    # BUFFERING with the session's UR_ resource id (reference §1.6; that host never answers, which ends it later).
     assert url.stream_key == "" and not url.reusable
     assert url.url == "https://media.example.com/a%20clip.mp4"
-    assert url.state.status == S.ENDPOINT_INACTIVE
+    assert url.state.status == S.ENDPOINT_BUFFERING and url.state.resource_id.startswith("UR_")
 
 
 async def test_update_list_delete(tmp_path: Path) -> None:
