@@ -42,11 +42,13 @@ def test_watch_follows_a_session_and_the_delete(peer: PyingressPeer, tmp_path: P
 
     follow: subprocess.Popen[str] | None = None
     until = _watch(ingress_id, *flags, "--until", "PUBLISHING", "--timeout", "60", "--interval", "0.5")
+    assert until.stdout is not None
+    first = until.stdout.readline()  # the state before anything is pushed
     encoder = start_ffmpeg(TestPattern(duration=60), f"{peer.rtmp_url}/{key}", tmp_path / "ffmpeg.log")
     try:
         out, err = until.communicate(timeout=90)
         assert until.returncode == 0, (out, err)
-        lines = out.splitlines()
+        lines = [first.rstrip("\n"), *out.splitlines()]
         assert lines[0].split()[1:] == [ingress_id, "INACTIVE"], lines
         assert re.fullmatch(rf"\d\d:\d\d:\d\d  {ingress_id}  PUBLISHING  RT_\w+( .*)?", lines[-1]), lines
         # The input is described as soon as the session knows it (it may come with the next report).
@@ -59,6 +61,7 @@ def test_watch_follows_a_session_and_the_delete(peer: PyingressPeer, tmp_path: P
             if json.loads(listed.stdout)["items"][0]["state"]["status"] == "ENDPOINT_INACTIVE":
                 break
             time.sleep(0.5)
+        time.sleep(1.5)  # three of the watcher's looks at INACTIVE before the delete
         assert _cli("delete", ingress_id, *flags).returncode == 0
         out, err = follow.communicate(timeout=30)
         assert follow.returncode == 0, err
