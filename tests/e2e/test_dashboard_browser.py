@@ -59,7 +59,7 @@ async def test_create_push_watch_and_delete_from_the_dashboard(
             assert await page.evaluate("() => window.notReloaded === true")  # pushed to the page, no reload
             # The session's figures, pushed every 2 s: the input in the row, the rest in its details.
             row = f'tr.ingress[data-ingress-id="{ingress_id}"]'
-            await browser.wait_text(f"{row} td.session", r"^1280×720 · 30 fps · H264 · [0-9.]+ Mb/s")
+            await browser.wait_text(f"{row} td.session", r"^1280×720 · 30 fps · H264 · [0-9.]+ [Mk]b/s")
             await page.click(f"{row} button.link")
             details = f'tr.details[data-details-of="{ingress_id}"]'
             await browser.wait_text(details, "% of a core")
