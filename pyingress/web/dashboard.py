@@ -31,14 +31,10 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 from livekit.api import AccessToken, ListParticipantsRequest, LiveKitAPI, VideoGrants
 from livekit.protocol.ingress import (
-    CreateIngressRequest,
     DeleteIngressRequest,
     IngressAudioEncodingPreset,
     IngressInfo,
-    IngressInput,
-    IngressVideoEncodingOptions,
     IngressVideoEncodingPreset,
-    IngressVideoOptions,
     ListIngressRequest,
     ListIngressResponse,
     UpdateIngressRequest,
@@ -51,6 +47,7 @@ from pyingress.control.errors import IngressError
 from pyingress.control.state import IngressChanges
 from pyingress.control.twirp import TwirpError
 from pyingress.web import assets
+from pyingress.web.forms import INPUTS, create_request
 from pyingress.web.live import LiveFeed, sse_event
 from pyingress.web.login import DashboardLogins, Login, Refused, clear_cookie, is_loopback_host, set_cookie
 from pyingress.web.stats import RunningSession, SessionSampler, session_stats
@@ -63,7 +60,6 @@ log = logging.getLogger("pyingress.web")
 API = "/dashboard/api"
 STATS_INTERVAL_S = 2.0
 ADMIN_TOKEN_TTL = datetime.timedelta(seconds=60)
-INPUTS = {"RTMP": IngressInput.RTMP_INPUT, "WHIP": IngressInput.WHIP_INPUT, "URL": IngressInput.URL_INPUT}
 _MAX_BODY = 64 * 1024
 
 
@@ -456,55 +452,3 @@ class Dashboard:
             own = ingress.participant_identity if ingress is not None else ""
             others = [identity for identity in identities if identity != own]
             figures["viewers"] = {"total": len(others) - previews, "previews": previews}
-
-
-def create_request(body: dict[str, Any]) -> CreateIngressRequest:
-    """The form's fields as a CreateIngressRequest; the API validates the rest with LiveKit's messages."""
-    input_name = str(body.get("input_type", "RTMP")).upper()
-    if input_name not in INPUTS:
-        raise Refused(400, f"unknown input type {input_name!r}")
-    request = CreateIngressRequest(
-        input_type=INPUTS[input_name],
-        name=str(body.get("name", "")),
-        room_name=str(body.get("room_name", "")),
-        participant_identity=str(body.get("participant_identity", "")),
-        participant_name=str(body.get("participant_name", "")),
-        url=str(body.get("url", "")),
-    )
-    if isinstance(body.get("enable_transcoding"), bool):
-        request.enable_transcoding = body["enable_transcoding"]
-    preset = str(body.get("video_preset", "") or "")
-    if preset == "custom":
-        request.video.CopyFrom(IngressVideoOptions(options=custom_video(body.get("video_options"))))
-    elif preset and preset != "default":
-        if preset not in IngressVideoEncodingPreset.keys():  # noqa: SIM118 (a protobuf enum: no __contains__)
-            raise Refused(400, f"unknown video preset {preset!r}")
-        request.video.CopyFrom(IngressVideoOptions(preset=preset))  # the enum by name
-    return request
-
-
-def custom_video(raw: Any) -> IngressVideoEncodingOptions:
-    """The form's custom layers; their values are checked by the API (LiveKit's validation and messages)."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("layers"), list):
-        raise Refused(400, "custom video needs its layers")
-    codec = str(raw.get("codec", "H264_BASELINE"))
-    if codec not in ("H264_BASELINE", "VP8"):
-        raise Refused(400, f"unknown video codec {codec!r}")
-    options = IngressVideoEncodingOptions(video_codec=codec, frame_rate=_number(raw.get("frame_rate", 30)))  # by name
-    for layer in raw["layers"]:
-        quality = str(layer.get("quality", "")) if isinstance(layer, dict) else ""
-        if quality not in ("LOW", "MEDIUM", "HIGH"):
-            raise Refused(400, f"unknown layer quality {quality!r}")
-        options.layers.add(
-            quality=quality,  # by name
-            width=int(_number(layer.get("width"))),
-            height=int(_number(layer.get("height"))),
-            bitrate=int(_number(layer.get("bitrate"))),
-        )
-    return options
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value > 1e9:
-        raise Refused(400, f"not a number the form could send: {value!r}")
-    return float(value)
