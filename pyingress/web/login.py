@@ -24,6 +24,7 @@ from aiohttp import web
 COOKIE = "pyingress_dashboard"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL_S = 12 * 3600
+MAX_SESSIONS = 1000
 # Failed logins per client address within FAILURE_WINDOW_S before it is told to wait: a guessing brake.
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 60.0
@@ -138,6 +139,10 @@ class DashboardLogins:
         # Compared in constant time even for an unknown key, so the answer's timing does not tell keys apart.
         ok = hmac.compare_digest(api_secret.encode(), (secret or secrets.token_hex(16)).encode()) and bool(secret)
         if not ok:
+            if len(self._failures) >= MAX_SESSIONS:  # bounded too: forget addresses whose window has passed
+                self._failures = {
+                    p: times for p, times in self._failures.items() if times and now - times[-1] < FAILURE_WINDOW_S
+                }
             self._failures[peer] = [*recent, now]
             raise Refused(401, "wrong API key or secret")
         self._failures.pop(peer, None)
@@ -148,6 +153,8 @@ class DashboardLogins:
 
     def _new(self, api_key: str, dev: bool) -> tuple[str, Login]:
         self._expire()
+        while len(self._sessions) >= MAX_SESSIONS:  # bounded: the oldest login goes first
+            del self._sessions[next(iter(self._sessions))]
         session_id = secrets.token_urlsafe(32)
         login = Login(api_key, secrets.token_urlsafe(32), self._clock() + SESSION_TTL_S, dev)
         self._sessions[session_id] = login
