@@ -161,7 +161,8 @@ class AnnexBWriter:
     def _store(self, units: list[bytes]) -> None:
         fresh: dict[int, list[bytes]] = {}
         for unit in units:
-            fresh.setdefault(self._nal_type(unit), []).append(unit)
+            if unit:  # a zero-length parameter set in a publisher's record carries nothing (found by fuzzing)
+                fresh.setdefault(self._nal_type(unit), []).append(unit)
         self._sets.update(fresh)
 
     @property

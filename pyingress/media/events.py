@@ -97,6 +97,8 @@ def _audio(raw: dict[str, Any] | None) -> InputAudio | None:
 
 def event_from_json(data: bytes) -> PipelineEvent:
     raw = json.loads(data)
+    if not isinstance(raw, dict):  # the worker is not trusted: a JSON number is not an event (found by fuzzing)
+        raise ValueError(f"a pipeline event is a JSON object, not {type(raw).__name__}")
     kind = raw.pop("type")
     if kind == "VideoLayersReady":
         raw["layers"] = tuple(PlannedLayer(**layer) for layer in raw["layers"])

@@ -96,3 +96,10 @@ def test_hostile_bytes_raise_only_bitstream_errors(data: bytes, codec: str, as_c
             writer.write(data)
         h264_sps_size(b"\x67" + data)
         vp8_frame_info(data)
+
+
+def test_a_record_with_an_empty_parameter_set_is_framed_without_it() -> None:
+    """Found by fuzz/media_parsers.py: an avcC whose SPS has length 0 (a publisher's record, so hostile input)."""
+    avcc = bytes([1, 0x42, 0, 0x1F, 0xFF, 0xE1, 0, 0, 1, 0, 2, 0x68, 0xCE])  # one empty SPS, one 2-byte PPS
+    writer = AnnexBWriter("h264", avcc)
+    assert writer.parameter_sets == [b"\x68\xce"]

@@ -122,3 +122,9 @@ def test_oversized_lengths_are_refused() -> None:
 def test_hostile_bytes_raise_only_wire_errors(data: bytes) -> None:
     with contextlib.suppress(WireError):
         MessageReader().feed(data)
+
+
+def test_an_event_that_is_not_a_json_object_is_a_wire_error() -> None:
+    """Found by fuzz/media_parsers.py: the body of a "V" message was the JSON number 2."""
+    with pytest.raises(WireError, match="malformed b'V' message"):
+        MessageReader().feed(b"\x00\x00\x00\x03V2\x00")
