@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -26,6 +27,16 @@ def process_tree(root: int) -> list[int]:
         tree.append(pid)
         todo.extend(children.get(pid, []))
     return tree
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each live pid (fields 14 and 15 of /proc/<pid>/stat)."""
+    out = {}
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            out[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    return out
 
 
 def rss_mb(pid: int) -> float:

@@ -24,7 +24,6 @@ The machine is shared (2 cores): livekit-server, the subscriber's decoder and ff
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from livekit import api, rtc
 from livekit.protocol.ingress import CreateIngressRequest, DeleteIngressRequest, IngressInput, ListIngressRequest
 
+from bench.procfs import command_of, cpu_seconds, process_tree, rss_mb
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.media_server import MediaServer
 from tests.harness.pull_media import make_file, playlist_segments, url_request
@@ -46,57 +46,7 @@ from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
 
 FFMPEG = "/usr/bin/ffmpeg"
-TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 BARS = 16  # bits of the decisecond counter drawn into the live stream's picture
-
-
-# -- /proc ----------------------------------------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from 3 (state) on
-
-
-def process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """utime + stime of each live pid (fields 14 and 15 of /proc/<pid>/stat)."""
-    out = {}
-    for pid in pids:
-        fields = _stat(pid)
-        if fields is not None:
-            out[pid] = (int(fields[11]) + int(fields[12])) / TICKS
-    return out
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6
-    except OSError:
-        return 0.0
-
-
-def command_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 # -- runs -----------------------------------------------------------------------------------------------------------

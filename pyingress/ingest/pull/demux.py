@@ -20,13 +20,13 @@ from typing import cast
 import av
 import av.container
 import av.error
-from av.audio.codeccontext import AudioCodecContext
 from av.stream import Disposition
 from av.video.codeccontext import VideoCodecContext
 
 from pyingress.ingest.pull.formats import check_container
 from pyingress.ingest.pull.opener import PullOpener
 from pyingress.ingest.pull.orientation import Orienter
+from pyingress.media.container import codec_name, describe
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
 
 log = logging.getLogger("pyingress.pull")
@@ -49,11 +49,6 @@ HLS_OPTIONS = {
 
 class MediaError(Exception):
     """The media cannot be played: the message is the ingress error."""
-
-
-def _codec_name(stream: av.stream.Stream) -> str:
-    codec = stream.codec_context.codec
-    return str(getattr(codec, "canonical_name", None) or codec.name)
 
 
 def _fetch_error(error: av.error.FFmpegError, url: str) -> str:
@@ -121,32 +116,7 @@ class MediaReader:
         return [s for s in (self.video, self.audio) if s is not None]
 
     def descriptions(self) -> list[StreamDescription]:
-        descriptions = []
-        if self.video is not None:
-            context = cast(VideoCodecContext, self.video.codec_context)
-            rate = self.video.average_rate or self.video.guessed_rate
-            descriptions.append(
-                StreamDescription(
-                    kind="video",
-                    codec=_codec_name(self.video),
-                    codec_config=bytes(context.extradata) if context.extradata else None,
-                    width=context.width,
-                    height=context.height,
-                    frame_rate=float(rate) if rate else 0.0,
-                )
-            )
-        if self.audio is not None:
-            audio = cast(AudioCodecContext, self.audio.codec_context)
-            descriptions.append(
-                StreamDescription(
-                    kind="audio",
-                    codec=_codec_name(self.audio),
-                    codec_config=bytes(audio.extradata) if audio.extradata else None,
-                    sample_rate=audio.sample_rate,
-                    channels=audio.layout.nb_channels,
-                )
-            )
-        return descriptions
+        return [describe(stream) for stream in self.streams]
 
     def packets_in_order(self) -> Iterator[EncodedPacket]:
         """Packets of the chosen streams until the media ends; raises MediaError (or the opener's errors)."""
@@ -188,7 +158,7 @@ class MediaReader:
             self.packets += 1
             yield EncodedPacket(
                 kind="video" if is_video else "audio",
-                codec=_codec_name(stream),
+                codec=codec_name(stream),
                 data=data,
                 pts=pts,
                 dts=dts,
@@ -201,7 +171,7 @@ class MediaReader:
         """The container's rotation, read off the first picture: FFmpeg hands a stream's display matrix to the
         pictures its own decoder makes (PyAV has no reader for the stream's side data)."""
         assert self.video is not None
-        codec = _codec_name(self.video)
+        codec = codec_name(self.video)
         if codec in ("h264", "hevc"):
             context = cast(VideoCodecContext, self.video.codec_context)
             try:

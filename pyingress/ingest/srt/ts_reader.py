@@ -11,15 +11,13 @@ import ctypes
 import logging
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import cast
 
 import av
 import av.container
 import av.error
-from av.audio.codeccontext import AudioCodecContext
-from av.video.codeccontext import VideoCodecContext
 
 from pyingress.ingest.srt.libsrt import MAX_PAYLOAD_SIZE, Errno, SrtError, SrtSocket
+from pyingress.media.container import codec_name, describe
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
 
 log = logging.getLogger("pyingress.srt")
@@ -104,11 +102,6 @@ class SrtStream:
         return data
 
 
-def _codec_name(stream: av.stream.Stream) -> str:
-    codec = stream.codec_context.codec
-    return str(getattr(codec, "canonical_name", None) or codec.name)
-
-
 class TsReader:
     """The chosen streams of an MPEG-TS from one publisher: descriptions, then packets until it stops."""
 
@@ -149,9 +142,9 @@ class TsReader:
 
     def _pick(self, kind: MediaKind, codecs: frozenset[str]) -> av.stream.Stream | None:
         streams = list(self.container.streams.video if kind == "video" else self.container.streams.audio)
-        usable = [s for s in streams if _codec_name(s) in codecs]
+        usable = [s for s in streams if codec_name(s) in codecs]
         if streams and not usable:
-            names = ", ".join(sorted({_codec_name(s) for s in streams}))
+            names = ", ".join(sorted({codec_name(s) for s in streams}))
             raise TsError(f"unsupported {kind} codec {names} (SRT takes {', '.join(sorted(codecs))})")
         return usable[0] if usable else None
 
@@ -160,32 +153,7 @@ class TsReader:
         return [s for s in (self.video, self.audio) if s is not None]
 
     def descriptions(self) -> list[StreamDescription]:
-        found = []
-        if self.video is not None:
-            video = cast(VideoCodecContext, self.video.codec_context)
-            rate = self.video.average_rate or self.video.guessed_rate
-            found.append(
-                StreamDescription(
-                    kind="video",
-                    codec=_codec_name(self.video),
-                    codec_config=bytes(video.extradata) if video.extradata else None,
-                    width=video.width,
-                    height=video.height,
-                    frame_rate=float(rate) if rate else 0.0,
-                )
-            )
-        if self.audio is not None:
-            audio = cast(AudioCodecContext, self.audio.codec_context)
-            found.append(
-                StreamDescription(
-                    kind="audio",
-                    codec=_codec_name(self.audio),
-                    codec_config=bytes(audio.extradata) if audio.extradata else None,
-                    sample_rate=audio.sample_rate,
-                    channels=audio.layout.nb_channels,
-                )
-            )
-        return found
+        return [describe(stream) for stream in self.streams]
 
     def packets_in_order(self) -> Iterator[EncodedPacket]:
         """Packets of the chosen streams until the publisher stops (PeerGone) or the stream breaks (TsError)."""
@@ -218,7 +186,7 @@ class TsReader:
             self.stream.media_at = self.stream.bytes
             yield EncodedPacket(
                 kind="video" if is_video else "audio",
-                codec=_codec_name(stream),
+                codec=codec_name(stream),
                 data=bytes(packet),
                 pts=pts,
                 dts=dts,
