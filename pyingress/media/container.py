@@ -1,7 +1,9 @@
 """A PyAV stream as the data path describes it: what the demuxing doors (URL pull, SRT) hand to their source."""
 
+from fractions import Fraction
 from typing import cast
 
+import av
 import av.stream
 from av.audio.codeccontext import AudioCodecContext
 from av.video.codeccontext import VideoCodecContext
@@ -37,3 +39,20 @@ def describe(stream: av.stream.Stream) -> StreamDescription:
         sample_rate=audio.sample_rate,
         channels=audio.layout.nb_channels,
     )
+
+
+def place_in_time(packet: av.Packet, last_dts: dict[int, int]) -> tuple[int, int, Fraction] | None:
+    """(pts, dts, time base) of a demuxed packet, or None when it cannot be placed: a missing DTS is the PTS, a
+    missing PTS the DTS, both missing the stream's last DTS (``last_dts``, updated here, one entry per stream)."""
+    time_base = packet.time_base or packet.stream.time_base
+    if time_base is None:
+        return None
+    index = packet.stream.index
+    dts = packet.dts if packet.dts is not None else packet.pts
+    if dts is None:
+        dts = last_dts.get(index)
+        if dts is None:
+            return None  # nothing to place it in time by yet
+    pts = packet.pts if packet.pts is not None else dts
+    last_dts[index] = dts
+    return pts, dts, Fraction(time_base)

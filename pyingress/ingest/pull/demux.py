@@ -14,7 +14,6 @@ cut short (a truncated upload, a lying server) and ends in ERROR, not COMPLETE.
 
 import logging
 from collections.abc import Iterator
-from fractions import Fraction
 from typing import cast
 
 import av
@@ -26,7 +25,7 @@ from av.video.codeccontext import VideoCodecContext
 from pyingress.ingest.pull.formats import check_container
 from pyingress.ingest.pull.opener import PullOpener
 from pyingress.ingest.pull.orientation import Orienter
-from pyingress.media.container import codec_name, describe
+from pyingress.media.container import codec_name, describe, place_in_time
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
 
 log = logging.getLogger("pyingress.pull")
@@ -136,16 +135,10 @@ class MediaReader:
             if packet.size == 0:
                 continue  # the demuxer's flush packet at the end
             stream = packet.stream
-            time_base = packet.time_base or stream.time_base
-            if time_base is None:
+            placed = place_in_time(packet, self._last_dts)
+            if placed is None:
                 continue
-            dts = packet.dts if packet.dts is not None else packet.pts
-            if dts is None:
-                dts = self._last_dts.get(stream.index)
-                if dts is None:
-                    continue  # nothing to place it in time by
-            pts = packet.pts if packet.pts is not None else dts
-            self._last_dts[stream.index] = dts
+            pts, dts, time_base = placed
             is_video = stream.index == video_index
             data = bytes(packet)
             if is_video and packet.is_keyframe:
@@ -162,7 +155,7 @@ class MediaReader:
                 data=data,
                 pts=pts,
                 dts=dts,
-                time_base=Fraction(time_base),
+                time_base=time_base,
                 keyframe=packet.is_keyframe if is_video else True,  # audio frames stand alone
             )
         self._check_complete()

@@ -10,14 +10,13 @@ timestamps.  It runs on the connection's own thread; handing items to the event 
 import ctypes
 import logging
 from collections.abc import Iterator
-from fractions import Fraction
 
 import av
 import av.container
 import av.error
 
 from pyingress.ingest.srt.libsrt import MAX_PAYLOAD_SIZE, Errno, SrtError, SrtSocket
-from pyingress.media.container import codec_name, describe
+from pyingress.media.container import codec_name, describe, place_in_time
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
 
 log = logging.getLogger("pyingress.srt")
@@ -171,16 +170,10 @@ class TsReader:
             if packet.size == 0:
                 continue
             stream = packet.stream
-            time_base = packet.time_base or stream.time_base
-            if time_base is None:
+            placed = place_in_time(packet, self._last_dts)
+            if placed is None:
                 continue
-            dts = packet.dts if packet.dts is not None else packet.pts
-            if dts is None:
-                dts = self._last_dts.get(stream.index)
-                if dts is None:
-                    continue  # nothing to place it in time by yet
-            pts = packet.pts if packet.pts is not None else dts
-            self._last_dts[stream.index] = dts
+            pts, dts, time_base = placed
             is_video = stream.index == video_index
             self.packets += 1
             self.stream.media_at = self.stream.bytes
@@ -190,7 +183,7 @@ class TsReader:
                 data=bytes(packet),
                 pts=pts,
                 dts=dts,
-                time_base=Fraction(time_base),
+                time_base=time_base,
                 keyframe=packet.is_keyframe if is_video else True,
             )
 
