@@ -48,6 +48,7 @@ TARGETS = [
     Target("whip", "fuzz/whip.py", "", what="WHIP offers, RTP depacketising"),
     Target("url playlist", "fuzz/url_pull.py", "", ("playlist",), "HLS variant lines"),
     Target("url orientation", "fuzz/url_pull.py", "", ("orientation",), "the rotation SEI writer"),
+    Target("url scte35", "fuzz/url_pull.py", "tests/ingest/pull/corpus/scte35", ("scte35",), "SCTE-35 splice sections"),
 ]
 
 _FINAL = re.compile(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)")

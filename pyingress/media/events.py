@@ -68,6 +68,15 @@ class PipelineFailed:
 
 
 @dataclass(frozen=True)
+class SpliceReached:
+    """URL pull: the media reached an MPEG-TS SCTE-35 splice_insert (at its splice time, or at once when
+    immediate); the session sets ``ingress.outOfNetwork.eventID`` from it (ingest/pull/scte35.py)."""
+
+    event_id: int  # splice_event_id, 32 bits
+    out_of_network: bool  # False: back into the network, or the event cancelled
+
+
+@dataclass(frozen=True)
 class PipelineEnded:
     """Everything pushed before ``end()`` has been delivered."""
 
@@ -79,6 +88,7 @@ PipelineEvent = (
     | StatsUpdated
     | UpstreamKeyframeNeeded
     | PipelineFailed
+    | SpliceReached
     | PipelineEnded
 )
 
@@ -113,6 +123,11 @@ def event_from_json(data: bytes) -> PipelineEvent:
         return UpstreamKeyframeNeeded(raw["quality"])
     if kind == "PipelineFailed":
         return PipelineFailed(raw["message"])
+    if kind == "SpliceReached":
+        event_id, out = raw["event_id"], raw["out_of_network"]
+        if type(event_id) is not int or not 0 <= event_id < 1 << 32 or type(out) is not bool:
+            raise ValueError("SpliceReached: event_id is a 32-bit count, out_of_network a boolean")
+        return SpliceReached(event_id, out)
     if kind == "PipelineEnded":
         return PipelineEnded()
     raise ValueError(f"unknown pipeline event {kind!r}")

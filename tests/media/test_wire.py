@@ -12,6 +12,7 @@ from pyingress.media.events import (
     PipelineEvent,
     PipelineFailed,
     PipelineStats,
+    SpliceReached,
     StatsUpdated,
     UpstreamKeyframeNeeded,
     VideoLayersReady,
@@ -52,6 +53,7 @@ EVENTS: list[PipelineEvent] = [
     ),
     StatsUpdated(PipelineStats({"frames_out.HIGH": 3}), InputVideo("video/H264", 1920, 1080, 30.0, 5_000_000)),
     PipelineFailed("video decoder (h264) failed"),
+    SpliceReached(4242, True),
     UpstreamKeyframeNeeded(1),
     UpstreamKeyframeNeeded(None),
 ]
@@ -128,3 +130,19 @@ def test_an_event_that_is_not_a_json_object_is_a_wire_error() -> None:
     """Found by fuzz/media_parsers.py: the body of a "V" message was the JSON number 2."""
     with pytest.raises(WireError, match="malformed b'V' message"):
         MessageReader().feed(b"\x00\x00\x00\x03V2\x00")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        '"event_id": "1", "out_of_network": true',
+        '"event_id": 4294967296, "out_of_network": true',
+        '"event_id": 1, "out_of_network": 1',
+        '"event_id": 1e400, "out_of_network": false',
+    ],
+)
+def test_a_splice_event_with_wrong_types_is_a_wire_error(fields: str) -> None:
+    """The pull worker reads anyone's stream: its event id must be the 32-bit count SCTE-35 has, nothing bigger."""
+    body = b'V{"type": "SpliceReached", ' + fields.encode() + b"}"
+    with pytest.raises(WireError, match="malformed b'V' message"):
+        MessageReader().feed(len(body).to_bytes(4, "big") + body)

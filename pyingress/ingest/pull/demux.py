@@ -10,6 +10,10 @@ the worker paces them (pacing.py).  A rotated H.264/HEVC video (an MP4's display
 written into its keyframes as a display-orientation SEI (orientation.py), so it is turned upright like a phone's
 RTMP.  The end of the media is checked: a file that stops well before the duration its container announced was
 cut short (a truncated upload, a lying server) and ends in ERROR, not COMPLETE.
+
+An MPEG-TS's SCTE-35 streams (stream type 0x86, which FFmpeg exposes as data streams of codec ``scte_35``, one
+whole section per packet) are read too: each splice_insert comes out as a ``SpliceCue`` in file order among the
+packets (scte35.py parses; a section that does not parse is logged and skipped, never the end of the media).
 """
 
 import logging
@@ -25,6 +29,7 @@ from av.video.codeccontext import VideoCodecContext
 from pyingress.ingest.pull.formats import check_container
 from pyingress.ingest.pull.opener import PullOpener
 from pyingress.ingest.pull.orientation import Orienter
+from pyingress.ingest.pull.scte35 import Scte35Error, SpliceCue, parse_splice_info
 from pyingress.media.container import codec_name, describe, place_in_time
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
 
@@ -86,6 +91,8 @@ class MediaReader:
         self.url = url
         self.video = self._pick("video")
         self.audio = self._pick("audio")
+        self.cue_streams = [s for s in container.streams.data if s.name == "scte_35"]
+        self.cues_skipped = 0  # SCTE-35 sections that did not parse
         if self.video is None and self.audio is None:
             raise MediaError(f"{url} holds no audio or video stream")
         self.start = container.start_time / 1e6 if container.start_time is not None else None
@@ -117,10 +124,12 @@ class MediaReader:
     def descriptions(self) -> list[StreamDescription]:
         return [describe(stream) for stream in self.streams]
 
-    def packets_in_order(self) -> Iterator[EncodedPacket]:
-        """Packets of the chosen streams until the media ends; raises MediaError (or the opener's errors)."""
+    def packets_in_order(self) -> Iterator[EncodedPacket | SpliceCue]:
+        """Packets of the chosen streams, and the splice_inserts of its SCTE-35 streams, until the media ends;
+        raises MediaError (or the opener's errors)."""
         video_index = self.video.index if self.video is not None else -1
-        demuxer = self.container.demux(self.streams)
+        cue_indexes = {stream.index for stream in self.cue_streams}
+        demuxer = self.container.demux([*self.streams, *self.cue_streams])
         while True:
             try:
                 packet = next(demuxer)
@@ -135,6 +144,11 @@ class MediaReader:
             if packet.size == 0:
                 continue  # the demuxer's flush packet at the end
             stream = packet.stream
+            if stream.index in cue_indexes:
+                cue = self._cue(packet)
+                if cue is not None:
+                    yield cue
+                continue
             placed = place_in_time(packet, self._last_dts)
             if placed is None:
                 continue
@@ -159,6 +173,18 @@ class MediaReader:
                 keyframe=packet.is_keyframe if is_video else True,  # audio frames stand alone
             )
         self._check_complete()
+
+    def _cue(self, packet: av.Packet) -> SpliceCue | None:
+        try:
+            info = parse_splice_info(bytes(packet))
+        except Scte35Error as error:
+            self.cues_skipped += 1
+            log.info("%s: SCTE-35 section skipped: %s", self.url, error)
+            return None
+        if info.insert is None:
+            return None  # splice_null, time_signal …: the reference acts on splice_insert only
+        arrived = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+        return SpliceCue(info.insert, arrived)
 
     def _orienter_for(self, keyframe: av.Packet) -> Orienter:
         """The container's rotation, read off the first picture: FFmpeg hands a stream's display matrix to the

@@ -8,7 +8,9 @@ starts in milliseconds with PyAV imported.
     stdin   one JSON line (``PullRequest``), then nothing: EOF means the session is gone, and the worker exits
     stdout  S stream descriptions, then P packets at the media's pace (pacing.py), V events, E at the end
             V events: ``StatsUpdated`` about once a second (progress: ``position_ms``, ``duration_ms``, HLS
-            counters) — the heartbeat the session watches — and ``PipelineFailed(message)`` before exiting 1
+            counters) — the heartbeat the session watches — ``SpliceReached`` when the media reaches an SCTE-35
+            splice_insert (scte35.py: at its splice time, as the pacing releases that media), and
+            ``PipelineFailed(message)`` before exiting 1
 
 A reader thread runs ahead of the clock by at most ``READ_AHEAD_BYTES`` / ``READ_AHEAD_PACKETS``, so a slow HLS
 segment fetch or a seek does not make packets late, and memory stays bounded for any file.  If the reader sits in
@@ -36,7 +38,8 @@ from pyingress.ingest.pull.demux import MediaError, MediaReader, open_media
 from pyingress.ingest.pull.http import FetchError, FetchOptions, HttpClient
 from pyingress.ingest.pull.opener import PullOpener, PullRefused
 from pyingress.ingest.pull.pacing import MediaClock
-from pyingress.media.events import PipelineEvent, PipelineFailed, PipelineStats, StatsUpdated
+from pyingress.ingest.pull.scte35 import SpliceCue, SpliceInsert, SpliceSchedule
+from pyingress.media.events import PipelineEvent, PipelineFailed, PipelineStats, SpliceReached, StatsUpdated
 from pyingress.media.packets import EncodedPacket
 from pyingress.media.wire import encode_end, encode_event, encode_packet, encode_stream
 from pyingress.media.worker import die_with_parent
@@ -84,25 +87,32 @@ class _Output:
         self.write(encode_event(event))
 
 
+_Item = EncodedPacket | SpliceCue
+
+
+def _size(item: _Item) -> int:
+    return len(item.data) if isinstance(item, EncodedPacket) else 0
+
+
 class _ReadAhead:
-    """Packets read but not yet due, bounded in count and bytes; the reader thread fills it."""
+    """Packets (and splice cues) read but not yet due, bounded in count and bytes; the reader thread fills it."""
 
     def __init__(self) -> None:
-        self.items: deque[tuple[EncodedPacket, float]] = deque()  # with when it was read
+        self.items: deque[tuple[_Item, float]] = deque()  # with when it was read
         self.bytes = 0
         self.ended = False
         self.error: str | None = None
         self.busy_since: float | None = None  # when the reader entered the FFmpeg call it is in
         self.cond = threading.Condition()
 
-    def put(self, packet: EncodedPacket) -> None:
+    def put(self, packet: _Item) -> None:
         with self.cond:
-            while len(self.items) >= READ_AHEAD_PACKETS or self.bytes + len(packet.data) > READ_AHEAD_BYTES:
+            while len(self.items) >= READ_AHEAD_PACKETS or self.bytes + _size(packet) > READ_AHEAD_BYTES:
                 if not self.items:
                     break
                 self.cond.wait()
             self.items.append((packet, time.monotonic()))
-            self.bytes += len(packet.data)
+            self.bytes += _size(packet)
             self.cond.notify_all()
 
     def finish(self, error: str | None) -> None:
@@ -111,14 +121,14 @@ class _ReadAhead:
             self.error = error
             self.cond.notify_all()
 
-    def get(self, timeout: float) -> tuple[EncodedPacket, float] | None:
+    def get(self, timeout: float) -> tuple[_Item, float] | None:
         with self.cond:
             if not self.items and not self.ended:
                 self.cond.wait(timeout)
             if not self.items:
                 return None
             item = self.items.popleft()
-            self.bytes -= len(item[0].data)
+            self.bytes -= _size(item[0])
             self.cond.notify_all()
             return item
 
@@ -145,6 +155,9 @@ class PullWorker:
         self.sent = 0
         self.position = 0.0  # seconds of media sent, from the container's start (or the first packet)
         self._origin: float | None = None
+        self.splices = SpliceSchedule()
+        self._sent_media_time: float | None = None  # of the latest packet sent
+        self.splices_reached = 0
 
     def run(self) -> int:
         fetch = self.request.fetch
@@ -181,8 +194,11 @@ class PullWorker:
         while True:
             item = self.ahead.get(timeout=HEARTBEAT_SECONDS / 2)
             now = time.monotonic()
-            if item is not None:
+            if item is not None and isinstance(item[0], SpliceCue):
+                self._splices(self.splices.add(item[0], self._sent_media_time))
+            elif item is not None:
                 packet, arrived = item
+                assert isinstance(packet, EncodedPacket)
                 media_time = float(packet.dts * packet.time_base)
                 due = self.clock.due(media_time, now)
                 self.clock.waited(due - arrived, now)
@@ -191,6 +207,9 @@ class PullWorker:
                 self.output.write(encode_packet(packet, time.monotonic_ns()))
                 self.sent += 1
                 self._advance(media_time)
+                self._sent_media_time = media_time
+                if self.splices.pending:
+                    self._splices(self.splices.reached(media_time))
             elif self.ahead.ended:
                 if self.ahead.error is not None:
                     self.output.event(self._stats())
@@ -213,6 +232,12 @@ class PullWorker:
                 self.output.event(self._stats())
                 next_heartbeat = now + HEARTBEAT_SECONDS
 
+    def _splices(self, inserts: list[SpliceInsert]) -> None:
+        for insert in inserts:
+            self.splices_reached += 1
+            log.info("SCTE-35 splice_insert reached: event %d %s", insert.event_id, _splice_words(insert))
+            self.output.event(SpliceReached(insert.event_id, insert.out_of_network and not insert.cancelled))
+
     def _advance(self, media_time: float) -> None:
         if self._origin is None:
             start = self.reader.start if self.reader is not None else None
@@ -232,6 +257,9 @@ class PullWorker:
             counters["hls_segments_skipped"] = opener.segments_skipped
             counters["hls_playlist_reloads"] = opener.playlist_reloads
         counters["http_requests"] = self.client.requests
+        if self.reader is not None and (self.reader.cue_streams or self.splices_reached):
+            counters["scte35_splices"] = self.splices_reached
+            counters["scte35_skipped"] = self.reader.cues_skipped
         return StatsUpdated(PipelineStats(counters))
 
     def _fail(self, error: BaseException) -> int:
@@ -239,6 +267,12 @@ class PullWorker:
             log.exception("URL pull failed")
         self.output.event(PipelineFailed(_message(error)))
         return 1
+
+
+def _splice_words(insert: SpliceInsert) -> str:
+    if insert.cancelled:
+        return "cancelled"
+    return "out of network" if insert.out_of_network else "back in network"
 
 
 def _read_request(fd: int) -> PullRequest:

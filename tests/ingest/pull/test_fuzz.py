@@ -41,3 +41,31 @@ def test_the_sei_writer_never_raises(parts: list[bytes]) -> None:
 @given(st.binary(max_size=200))
 def test_the_sei_writer_takes_any_bytes(data: bytes) -> None:
     TARGETS.fuzz_orientation(data)
+
+
+CORPUS = sorted((REPO / "tests" / "ingest" / "pull" / "corpus" / "scte35").iterdir())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(CORPUS), st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=6))
+def test_scte35_sections_with_flipped_bytes_never_raise(seed: Path, flips: list[tuple[int, int]]) -> None:
+    data = bytearray(seed.read_bytes())
+    for at, value in flips:
+        if at < len(data):
+            data[at] = value
+    TARGETS.fuzz_scte35(bytes(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_scte35_takes_any_bytes(data: bytes) -> None:
+    TARGETS.fuzz_scte35(b"\xfc" + data)
+
+
+def test_the_scte35_corpus_parses() -> None:
+    """The seeds are real sections (the standard's sample and the harness's), so the fuzzer starts deep."""
+    from pyingress.ingest.pull.scte35 import parse_splice_info
+
+    assert len(CORPUS) >= 8
+    for seed in CORPUS:
+        parse_splice_info(seed.read_bytes())

@@ -11,12 +11,13 @@ import pytest
 
 from pyingress.ingest.pull.http import FetchOptions
 from pyingress.ingest.pull.worker import PullRequest
-from pyingress.media.events import PipelineFailed, StatsUpdated
+from pyingress.media.events import PipelineFailed, SpliceReached, StatsUpdated
 from pyingress.media.launcher import WorkerLauncher, WorkerProcess
 from pyingress.media.packets import EncodedPacket, StreamDescription
 from pyingress.media.wire import EndOfStream, EventMessage, MessageReader, PacketMessage, StreamMessage
 from tests.harness.media_server import MediaServer
 from tests.harness.pull_media import make_file, make_hls_vod
+from tests.harness.scte35_ts import add_break
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pull-worker")
     make_file(directory, "clip.ts", duration=3, size="320x180")
     make_hls_vod(directory, directory / "clip.ts")
+    add_break(directory / "clip.ts", directory / "break.ts", 4242, out_at=1.0, back_at=2.0, notice=0.7)
     return directory
 
 
@@ -45,6 +47,7 @@ class Heard:
     streams: list[StreamDescription] = field(default_factory=list)
     packets: list[tuple[float, EncodedPacket]] = field(default_factory=list)  # (arrival, packet)
     stats: list[dict[str, int]] = field(default_factory=list)
+    splices: list[tuple[float, SpliceReached]] = field(default_factory=list)  # (newest video media time, event)
     failure: str | None = None
     ended: bool = False
     exit_code: int | None = None
@@ -70,6 +73,9 @@ def listen(worker: WorkerProcess, stop_after_packets: int | None = None) -> Hear
                 heard.packets.append((time.monotonic(), message.packet))
             elif isinstance(message, EventMessage) and isinstance(message.event, StatsUpdated):
                 heard.stats.append(message.event.stats.counters)
+            elif isinstance(message, EventMessage) and isinstance(message.event, SpliceReached):
+                videos = [p for _, p in heard.packets if p.kind == "video"]
+                heard.splices.append((float(videos[-1].dts * videos[-1].time_base) if videos else -1, message.event))
             elif isinstance(message, EventMessage) and isinstance(message.event, PipelineFailed):
                 heard.failure = message.event.message
             elif isinstance(message, EndOfStream):
@@ -96,6 +102,21 @@ def test_a_file_is_described_then_sent_in_real_time_then_ended(
     spread = heard.packets[-1][0] - heard.packets[0][0]
     assert 2.0 <= spread <= 3.0, spread
     assert 2900 <= heard.stats[-1]["position_ms"] <= 3050 and heard.stats[-1]["duration_ms"] >= 3000
+
+
+def test_scte35_splices_are_reported_when_the_media_reaches_them(
+    launcher: WorkerLauncher, server: MediaServer
+) -> None:
+    heard = listen(start(launcher, server.url("files/break.ts")))
+    assert heard.failure is None and heard.ended
+    assert [event for _, event in heard.splices] == [SpliceReached(4242, True), SpliceReached(4242, False)]
+    # Each at its splice time (1 s and 2 s into the video: once media of that time went out, audio or video, so
+    # the newest video frame may be a few before it: ffmpeg muxes audio ahead), not when its section arrived 0.7 s
+    # before.
+    first = min(float(p.pts * p.time_base) for _, p in heard.packets if p.kind == "video")
+    out_at, back_at = (at - first for at, _ in heard.splices)
+    assert 0.85 <= out_at <= 1.1 and 1.85 <= back_at <= 2.1, (out_at, back_at)
+    assert heard.stats[-1]["scte35_splices"] == 2 and heard.stats[-1]["scte35_skipped"] == 0
 
 
 def test_a_failing_url_is_reported_in_words_and_the_worker_exits_1(
