@@ -4,7 +4,9 @@
     pyingress_sessions_ended_total{input,result}       sessions ended, by how: ok or error
     pyingress_pipeline_events_total{name,track}        the media pipeline's counters summed over every session:
                                                        timeline discontinuities and wraparounds, frames out and
-                                                       dropped late per layer, forced keyframes, worker CPU, …
+                                                       dropped late per layer, forced keyframes, worker CPU, …;
+                                                       the room publisher's as room_*: frames_sent, the pacer's
+                                                       dropped_late and resyncs, dropped_overflow, …
     pyingress_source_packets_dropped_total{input,kind} packets a front door dropped because the session fell
                                                        behind (RTP doors only: TCP doors push back instead)
     pyingress_source_keyframe_requests_total{input}    keyframes asked of senders, by the pipeline, the room or

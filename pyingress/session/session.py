@@ -21,6 +21,7 @@ best one a simulcast publisher described.
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -303,8 +304,7 @@ class IngressSession:
                         event.video.to_proto() if event.video else None, event.audio.to_proto() if event.audio else None
                     )
                 elif isinstance(event, StatsUpdated):
-                    if self._pipeline is not None:  # its counters: the worker's and the session-side queue's
-                        self._counters.update(self._pipeline.stats.counters)
+                    self._count()
                     if loop.time() - last_stats >= self.settings.stats_report_seconds and (event.video or event.audio):
                         last_stats = loop.time()
                         await self.state.input(
@@ -325,6 +325,16 @@ class IngressSession:
         finally:
             if starter is not None and not starter.done():
                 starter.cancel()
+
+    def _count(self) -> None:
+        """What grew since the last report, into the Prometheus totals: the pipeline's counters (the worker's and the
+        session-side queue's) and the room publisher's as ``room_<field>`` (frames sent, the pacer's late drops,
+        overflow, …), without which an operator cannot see frames lost between the encoder and the room."""
+        if self._pipeline is not None:
+            self._counters.update(self._pipeline.stats.counters)
+        if self._publisher is not None:
+            stats = dataclasses.asdict(self._publisher.stats)
+            self._counters.update({f"room_{name}": value for name, value in stats.items() if name != "bytes_written"})
 
     def _tracks_complete(self) -> bool:
         video_ok = "video" not in self._kinds or self._video_ready is not None
@@ -423,10 +433,10 @@ class IngressSession:
         self.slot.stop(error or self._stopping or "ingress session ended")
         if self._pipeline is not None:
             await asyncio.to_thread(self._pipeline.close)
-            self._counters.update(self._pipeline.stats.counters)  # what happened since the last report
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await self._publisher.close()
+        self._count()  # what happened since the last report
         try:
             if error is not None and self._stopping is None:
                 await self.state.fail(error)
