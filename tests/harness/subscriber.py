@@ -157,6 +157,20 @@ class RoomSubscriber:
             await stream.aclose()
         return seen
 
+    async def record_video(
+        self, identity: str, seen: list[tuple[float, int, int]], quality: int | None = None, timeout: float = 20.0
+    ) -> None:
+        """Append (monotonic time, width, height) for every decoded video frame of ``identity`` until cancelled."""
+        pub, track = await self._subscribed_track(identity, rtc.TrackKind.KIND_VIDEO, timeout)
+        if quality is not None:
+            pub.set_video_quality(quality)  # type: ignore[arg-type]
+        stream = rtc.VideoStream(track)
+        try:
+            async for event in stream:
+                seen.append((time.monotonic(), event.frame.width, event.frame.height))
+        finally:
+            await stream.aclose()
+
     async def audio_frames(
         self, identity: str, frames: int = 25, sample_rate: int = 48_000, channels: int = 2, timeout: float = 20.0
     ) -> list[rtc.AudioFrame]:

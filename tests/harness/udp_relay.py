@@ -1,5 +1,5 @@
 """A UDP relay of ours that loses packets on purpose (this machine has no netem), between a WebRTC publisher and
-pyingress, on loopback.
+pyingress, on loopback — or, with a ``Bottleneck``, a slow link from pyingress's room publisher to livekit-server.
 
 The relay listens on one port; the publisher is told that port instead of pyingress's (its candidate in the
 answer is rewritten, ``rewrite_candidates``).  What the publisher sends goes on to pyingress from a second socket,
@@ -25,6 +25,27 @@ class RelayCounters:
     forwarded: int = 0
     dropped: int = 0
     feedback: Counter[str] = field(default_factory=Counter)
+    queue_dropped: int = 0  # dropped at the bottleneck's full queue
+    max_wait: float = 0.0  # the longest a forwarded datagram waited in the bottleneck's queue (seconds)
+
+
+@dataclass
+class Bottleneck:
+    """A link of ``rate`` bits/s behind a FIFO holding at most ``max_queue`` seconds of traffic (sans IO)."""
+
+    rate: float | None = None  # bits per second; None: no limit
+    max_queue: float = 0.2
+    _free_at: float = 0.0  # when the link has sent everything queued so far
+
+    def admit(self, size: int, now: float) -> float | None:
+        """Seconds the datagram waits before it is on the wire, or None when the queue is full (dropped)."""
+        if self.rate is None:
+            return 0.0
+        start = max(now, self._free_at)
+        if start - now > self.max_queue:
+            return None
+        self._free_at = start + size * 8 / self.rate
+        return self._free_at - now
 
 
 class _Side(asyncio.DatagramProtocol):
@@ -40,9 +61,12 @@ class _Side(asyncio.DatagramProtocol):
 
 
 class LossyRelay:
-    def __init__(self, target: tuple[str, int], loss: float, seed: int = 7) -> None:
+    def __init__(
+        self, target: tuple[str, int], loss: float, seed: int = 7, bottleneck: Bottleneck | None = None
+    ) -> None:
         self.target = target
         self.loss = loss
+        self.bottleneck = bottleneck
         self.random = random.Random(seed)
         self.counters = RelayCounters()
         self.publisher: tuple[str, int] | None = None
@@ -70,9 +94,23 @@ class LossyRelay:
         if data and 128 <= data[0] <= 191 and self.random.random() < self.loss:
             self.counters.dropped += 1
             return
+        wait = 0.0
+        if self.bottleneck is not None:
+            admitted = self.bottleneck.admit(len(data), asyncio.get_running_loop().time())
+            if admitted is None:
+                self.counters.queue_dropped += 1
+                return
+            wait = admitted
+            self.counters.max_wait = max(self.counters.max_wait, wait)
         self.counters.forwarded += 1
-        assert self._back is not None and self._back.transport is not None
-        self._back.transport.sendto(data, self.target)
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, self._to_target, data)
+        else:
+            self._to_target(data)
+
+    def _to_target(self, data: bytes) -> None:
+        if self._back is not None and self._back.transport is not None and not self._back.transport.is_closing():
+            self._back.transport.sendto(data, self.target)
 
     def _from_server(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) >= 2 and 128 <= data[0] <= 191 and 192 <= data[1] <= 223:

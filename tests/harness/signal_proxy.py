@@ -1,0 +1,129 @@
+"""livekit-server's signal websocket as one client sees it, with the server's UDP candidates pointing at a relay.
+
+To put a slow link (``udp_relay.Bottleneck``) between pyingress's room publisher and livekit-server, and only there,
+pyingress is given this proxy as its ``ws_url``.  The proxy passes every ``/rtc`` message through unchanged except
+the server's ICE candidates — in the answer SDP and in trickles — where the first UDP one is made to name the relay
+and the other UDP ones are left out; TCP ones stay (aioice cannot use them).  The publisher can then reach the
+room server's media port only through the relay, while viewers and every other client talk to livekit-server
+directly.  Nothing else of the room is touched: the server it joins, the tracks it publishes, the viewers are real.
+"""
+
+import asyncio
+import contextlib
+import json
+
+import aiohttp
+from aiohttp import web
+from livekit.protocol import rtc
+
+from tests.harness.ports import free_port
+
+
+def candidate_to_relay(candidate: str, relay: tuple[str, int]) -> str:
+    """A UDP ``candidate:…`` line naming ``relay`` instead of the server; other transports unchanged."""
+    parts = candidate.split()
+    if len(parts) < 8 or parts[2].lower() != "udp":
+        return candidate
+    parts[4], parts[5] = relay[0], str(relay[1])
+    return " ".join(parts)
+
+
+class CandidateRewritingProxy:
+    def __init__(self, upstream_ws_url: str, relay: tuple[str, int]) -> None:
+        self.upstream = upstream_ws_url.rstrip("/")
+        self.relay = relay
+        self.port = free_port()
+        self.rewritten = 0
+        self._udp_given = False  # per proxy: one publisher connection at a time is what the chaos case needs
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> "CandidateRewritingProxy":
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._connect)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _connect(self, request: web.Request) -> web.StreamResponse:
+        async with aiohttp.ClientSession() as http:
+            try:
+                upstream = await http.ws_connect(
+                    self.upstream + request.path_qs, heartbeat=None, max_msg_size=16 * 1024 * 1024
+                )
+            except aiohttp.WSServerHandshakeError as exc:
+                return web.Response(status=exc.status, text=exc.message)
+            client = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
+            await client.prepare(request)
+            self._udp_given = False
+            up = asyncio.create_task(self._pump(client, upstream, rewrite=False))
+            down = asyncio.create_task(self._pump(upstream, client, rewrite=True))
+            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (up, down):
+                task.cancel()
+            await asyncio.gather(up, down, return_exceptions=True)
+            await upstream.close()
+            await client.close()
+            return client
+
+    async def _pump(
+        self,
+        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        *,
+        rewrite: bool,
+    ) -> None:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                data = self._rewrite(message.data) if rewrite else message.data
+                if data is not None:
+                    await sink.send_bytes(data)
+            elif message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            else:
+                break
+        with contextlib.suppress(ConnectionError):
+            await sink.close()
+
+    def _rewrite(self, data: bytes) -> bytes | None:
+        response = rtc.SignalResponse()
+        response.ParseFromString(data)
+        kind = response.WhichOneof("message")
+        if kind == "answer":
+            lines = []
+            for line in response.answer.sdp.split("\r\n"):
+                if line.startswith("a=candidate:"):
+                    rewritten = self._candidate(line[2:])
+                    if rewritten is None:
+                        continue
+                    line = "a=" + rewritten
+                lines.append(line)
+            response.answer.sdp = "\r\n".join(lines)
+        elif kind == "trickle" and response.trickle.target == rtc.SignalTarget.PUBLISHER:
+            init = json.loads(response.trickle.candidateInit)
+            rewritten = self._candidate(init.get("candidate", ""))
+            if rewritten is None:
+                return None
+            init["candidate"] = rewritten
+            response.trickle.candidateInit = json.dumps(init)
+        else:
+            return data
+        return response.SerializeToString()
+
+    def _candidate(self, candidate: str) -> str | None:
+        rewritten = candidate_to_relay(candidate, self.relay)
+        if rewritten == candidate:
+            return candidate  # not UDP (or end-of-candidates)
+        if self._udp_given:
+            return None
+        self._udp_given = True
+        self.rewritten += 1
+        return rewritten
