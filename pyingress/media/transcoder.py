@@ -61,6 +61,7 @@ from pyingress.media.events import (
     VideoLayersReady,
 )
 from pyingress.media.flow import FrameRateCap, LayerQueue
+from pyingress.media.idle import GopHold, HeldPacket
 from pyingress.media.input_state import InputStateTracker
 from pyingress.media.layer_plan import LayerPlan, PlannedLayer, plan_layers
 from pyingress.media.packets import EncodedPacket, OutputFrame, StreamDescription
@@ -276,6 +277,7 @@ class Transcoder:
         self._opus: OpusEncoder | None = None
         self._wanted_keyframes: set[int] = set()
         self._inactive: set[int] = set()
+        self._hold = GopHold()  # video packets nobody watches, undecoded (idle.py)
 
     # -- the session's side -------------------------------------------------------------------------------------
 
@@ -316,6 +318,17 @@ class Transcoder:
         source.pending_config = None
         if packet.kind == "video" and config is not None:
             self._orienter.reset()  # a new sequence: its own orientation SEI (or none) applies
+        if packet.kind == "video" and self._video_unwatched():
+            held = HeldPacket(packet.data, point.pts, point.dts, config, arrival_ns)
+            due = self._hold.offer(held, packet.keyframe)
+            if due is None:
+                return
+            if len(due) > 1:  # the GOP outgrew the hold: catch up from its keyframe, decode on until the next
+                self._restart_decoder(source)
+            for item in due:
+                source.decoder.decode(item.data, item.pts_us, item.dts_us, item.config)  # pictures for nobody
+            self.counters["decode_errors.video"] = source.decoder.errors
+            return
         frames = source.decoder.decode(packet.data, point.pts, point.dts, config)
         self.counters[f"decode_errors.{packet.kind}"] = source.decoder.errors
         self._deliver(packet.kind, frames)
@@ -335,6 +348,8 @@ class Transcoder:
         layer = self._layers.get(quality)
         if layer is not None:
             layer.set_active(active)
+        if active and self._hold.holding:
+            self._decode_held()
 
     def end(self) -> None:
         """Flush decoders and encoders; every frame is delivered when this returns."""
@@ -369,6 +384,8 @@ class Transcoder:
             counters[f"late_frames_dropped.{name}"] = layer.queue.dropped
             counters[f"keyframes_forced.{name}"] = layer.keyframes_forced
         counters["frames_rate_capped"] = self._rate_cap.dropped
+        counters["video_packets_held"] = self._hold.held_total
+        counters["video_hold_overflows"] = self._hold.overflows
         if self._opus is not None:
             counters["audio_resyncs"] = self._opus.resyncs
             counters["audio_overlaps_dropped"] = self._opus.dropped_overlap
@@ -376,6 +393,28 @@ class Transcoder:
         return StatsUpdated(PipelineStats(counters), video, audio)
 
     # -- inside -----------------------------------------------------------------------------------------------
+
+    def _video_unwatched(self) -> bool:
+        """Every planned layer is paused (dynacast): decoding would only feed nobody."""
+        return bool(self._layers) and not any(layer.active for layer in self._layers.values())
+
+    def _restart_decoder(self, source: _Input) -> None:
+        source.decoder.close()
+        source.decoder = StreamDecoder(source.desc, self.config.decoder_error_limit)
+
+    def _decode_held(self) -> None:
+        """A layer is watched again: decode the held GOP with a fresh decoder and pass on only its newest picture."""
+        source = self._inputs.get("video")
+        held = self._hold.release()
+        if source is None or not held:
+            return
+        self._restart_decoder(source)
+        newest: list[VideoFrame | AudioFrame] = []
+        for item in held:
+            newest = source.decoder.decode(item.data, item.pts_us, item.dts_us, item.config)[-1:] or newest
+        self.counters["decode_errors.video"] = source.decoder.errors
+        self.counters["idle_resumes"] += 1
+        self._deliver("video", newest)
 
     def _deliver(self, kind: str, frames: list[VideoFrame | AudioFrame]) -> None:
         source = self._inputs[kind]

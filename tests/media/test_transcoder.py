@@ -19,6 +19,7 @@ from pyingress.media.events import StatsUpdated
 from pyingress.media.packets import EncodedPacket
 from pyingress.media.pipeline import open_pipeline
 from pyingress.media.presets import LayerSpec, VideoEncoding, audio_preset, video_preset
+from pyingress.media.transcoder import Transcoder
 from tests.media.media_helpers import (
     Collector,
     Source,
@@ -334,3 +335,37 @@ def test_layers_share_the_decode_thread_up_to_a_1080p30_ladder() -> None:
     assert layers_in_parallel(ladder_1080, 30.0) is False  # one core keeps up, for less CPU (H.264 and VP8)
     assert layers_in_parallel(ladder_1080, 60.0) is True  # it would not at 60 fps
     assert layers_in_parallel(plan_layers(video_preset(0).layers, 1280, 720).layers, 30.0) is False
+
+
+def test_video_nobody_watches_is_not_decoded_and_a_resume_starts_from_the_newest_picture(clips: Path) -> None:
+    source = _timestamp_source(clips)  # 640x360, a keyframe every second
+    collector = Collector()
+    transcoder = Transcoder(_config(video_preset(0)), lambda frame, _: collector.on_frame(frame), collector.on_event)
+    for desc in source.streams:
+        transcoder.add_stream(desc)
+    video = source.kind("video")
+    first, middle = source.packets.index(video[30]), source.packets.index(video[100])
+    for packet in source.packets[:first]:
+        transcoder.push(packet, 0)
+    assert collector.count(MEDIUM) == 30
+    for quality in (LOW, MEDIUM):
+        transcoder.set_layer_active(quality, False)
+    for packet in source.packets[first:middle]:
+        transcoder.push(packet, 0)
+    # Frame 30 opened a GOP: every packet since was held, undecoded, and only the GOP of frame 90 is kept.
+    assert transcoder.stats().stats.counters["video_packets_held"] == 70
+    assert collector.count(MEDIUM) == 30 and collector.count(LOW) == 30  # nothing encoded while paused
+    transcoder.set_layer_active(MEDIUM, True)
+    resumed = collector.frames[MEDIUM][30]
+    last_before = collector.frames[MEDIUM][29]
+    assert resumed.keyframe and seconds(resumed) - seconds(last_before) == pytest.approx(70 / 30, abs=0.002)
+    assert collector.count(MEDIUM) == 31 and collector.count(LOW) == 30
+    for packet in source.packets[middle:]:
+        transcoder.push(packet, 0)
+    transcoder.end()
+    medium = collector.frames[MEDIUM]
+    assert len(medium) == 31 + len(video) - 100
+    # Decoded back like a subscriber would: every picture after the resume is whole and in order.
+    pictures = decode_video("h264", medium[30:])
+    assert len(pictures) == len(medium) - 30 and (pictures[0].width, pictures[0].height) == (640, 360)
+    assert transcoder.stats().stats.counters["idle_resumes"] == 1
