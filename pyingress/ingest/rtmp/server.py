@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -222,7 +223,11 @@ class _ServedConnection:
         return self.started + self.limits.publish_timeout, f"no publish within {self.limits.publish_timeout:g} s"
 
     async def _serve(self) -> None:
+        sock = self.writer.get_extra_info("socket")
         while True:
+            if sock is not None and self.conn.state is not ConnectionState.PUBLISHING:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             deadline, why = self._deadline()
             try:
                 async with asyncio.timeout_at(deadline):
