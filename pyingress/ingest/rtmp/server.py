@@ -223,6 +223,9 @@ class _ServedConnection:
         return self.started + self.limits.publish_timeout, f"no publish within {self.limits.publish_timeout:g} s"
 
     async def _serve(self) -> None:
+        # Until the publish starts, ACK every read at once: encoders (ffmpeg) write the handshake's C2 and each
+        # command separately without TCP_NODELAY, so each would wait for our delayed ACK (40 ms) before leaving.
+        # The kernel clears the flag by itself, hence before every read.
         sock = self.writer.get_extra_info("socket")
         while True:
             if sock is not None and self.conn.state is not ConnectionState.PUBLISHING:
