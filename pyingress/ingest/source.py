@@ -24,11 +24,15 @@ its sender registers ``on_keyframe_request`` and turns it into what its protocol
 RTP).  Doors whose encoder cannot be asked (RTMP, SRT, files) register nothing and requests are only counted.
 Every request is passed on: rate limiting belongs to the door, which knows its RTCP timing (RFC 4585 §3.5) and
 what it already asked for.
+
+A door that reads participant attributes out of the media (URL pull: an MPEG-TS's SCTE-35 splices set
+``ingress.outOfNetwork.eventID``) calls ``set_attributes``; the session registers ``on_attributes`` and has its
+room participant set them.  ``attributes`` keeps what was set, for a session that attaches late.
 """
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -77,6 +81,7 @@ class MediaSource:
         self.flow = flow
         self.started_at = time.time()
         self.metadata: dict[str, Any] = {}
+        self.attributes: dict[str, str] = {}  # participant attributes the media set ("" clears one)
         self.descriptions: dict[StreamKey, StreamDescription] = {}
         self.packets_received = 0  # handed to us while live, dropped ones included
         self.bytes_received = 0
@@ -91,6 +96,7 @@ class MediaSource:
         self._ended = asyncio.Event()
         self._close_handlers: list[Callable[[str], None]] = []
         self._keyframe_handlers: list[Callable[[int | None], None]] = []
+        self._attribute_handlers: list[Callable[[dict[str, str]], None]] = []
 
     def __repr__(self) -> str:
         return f"<MediaSource {self.protocol} key={self.stream_key!r} resource={self.resource_id!r}>"
@@ -192,6 +198,18 @@ class MediaSource:
             return True
         self._append(item, self._clock())
         return True
+
+    def on_attributes(self, handler: Callable[[dict[str, str]], None]) -> None:
+        """Register what the session does when the door sets participant attributes (called with the change)."""
+        self._attribute_handlers.append(handler)
+
+    def set_attributes(self, attributes: Mapping[str, str]) -> None:
+        """Participant attributes read from the media; ignored once the source has ended."""
+        if self.ended or not attributes:
+            return
+        self.attributes.update(attributes)
+        for handler in self._attribute_handlers:
+            handler(dict(attributes))
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         self.metadata = dict(metadata)

@@ -5,8 +5,9 @@ aiortc extended with rid simulcast (``webrtc/``):
 
 * join ``/rtc`` with the ingress's token; AddTrackRequest per track (video: top-layer size, ``layers`` and
   ``simulcast_codecs`` with exactly the planned layers); offer/answer; trickle; ``ingress.resourceID`` set as an
-  attribute once published; ``leave`` on close (protocol.md §5.3) — one join and its handshake are
-  ``room_join.py``'s, which join is current and when to make another are this module's;
+  attribute once published, and what the media sets later (``set_attributes``: a SCTE-35 splice's
+  ``ingress.outOfNetwork.eventID``, ``attributes.py``); ``leave`` on close (protocol.md §5.3) — one join and its
+  handshake are ``room_join.py``'s, which join is current and when to make another are this module's;
 * frames (``OutputFrame``) paced on one session clock, late ones dropped and counted (``pacing.py``);
 * dynacast: ``subscribed_quality_update`` pauses the layers nobody watches and resumes them on a keyframe, and
   tells the pipeline through ``on_layers_changed`` so it can stop encoding them;
@@ -36,6 +37,7 @@ from pyingress.control.errors import (
     IngressError,
 )
 from pyingress.media.packets import OutputFrame
+from pyingress.publish.attributes import ParticipantAttributes
 from pyingress.publish.livekit import signal as sig
 from pyingress.publish.pacing import Action, FramePacer
 from pyingress.publish.publication import (
@@ -144,6 +146,7 @@ class RoomPublisher:
         self._closing = False
         self._last_bytes_checked = 0
         self._watchdog_finish: asyncio.Task[None] | None = None
+        self.attributes = ParticipantAttributes()
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -183,6 +186,7 @@ class RoomPublisher:
             raise error
         self._tasks += [
             asyncio.create_task(self._supervise(), name="room-publisher-supervisor"),
+            asyncio.create_task(self.attributes.run(lambda: self._join), name="room-publisher-attributes"),
             asyncio.create_task(self._media_watchdog(), name="room-publisher-media-watchdog"),
         ]
         if self.video is not None:
@@ -213,6 +217,10 @@ class RoomPublisher:
                 self.stats.dropped_overflow += 1
                 return
             self._audio_queue.put_nowait((frame, time.monotonic()))
+
+    def set_attributes(self, attributes: dict[str, str]) -> None:
+        """Set participant attributes ("" removes one): now when published, else with the join (call on the loop)."""
+        self.attributes.set(attributes, joined=self.published)
 
     async def close(self) -> None:
         """Leave the room and stop (idempotent)."""
@@ -282,6 +290,7 @@ class RoomPublisher:
         for quality in self._qualities:
             self._pacer.wait_for_keyframe(("video", quality))
             self._request_keyframe(quality)
+        self.attributes.resend()  # a new participant has none of them
         self._emit(self._published_event(join))
 
     def _published_event(self, join: Join) -> Published:
@@ -485,6 +494,7 @@ class RoomPublisher:
         join.ready = True
         self.stats.resumes += 1
         logger.info("signal connection resumed")
+        self.attributes.resend()  # an update may have been lost with the old connection
         return True
 
     async def _finish(self, error: IngressError | None, reason: str) -> None:

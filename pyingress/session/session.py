@@ -121,6 +121,7 @@ class IngressSession:
         # What came in since the start: "packets.video", "bytes.audio" … (the dashboard's live input rate).
         self.received: collections.Counter[str] = collections.Counter()
         self._active_layers: frozenset[int] | None = None
+        self._attributes: dict[str, str] = {}  # participant attributes the media set (a URL's SCTE-35 splices)
 
     # -- called by the front door / service --
 
@@ -237,6 +238,8 @@ class IngressSession:
         """Sources → pipeline. Returns None on a clean end (or stop), the error message otherwise."""
         assert self._pipeline is not None
         while (source := await self.slot.next_source()) is not None:
+            source.on_attributes(self._set_attributes)
+            self._set_attributes(source.attributes)
             async for item in source:
                 if item.layer is not None and self._transcode:
                     for chosen in self._transcoded_layer(source, item):
@@ -382,12 +385,21 @@ class IngressSession:
             on_event=self._on_publisher_event,
         )
         self._publisher = publisher
+        publisher.set_attributes(self._attributes)  # set before the join: the join sends them
         published = await publisher.start()
         # No IDR is forced here: the SFU asks for one per layer as soon as a viewer subscribes, and an IDR forced
         # now would only make that request wait out the encoder's keyframe rate limit (measured: +230-630 ms to a
         # new viewer's first frame).
         self._published = True
         await self.state.publishing(room_id=published.room_sid)
+
+    def _set_attributes(self, attributes: dict[str, str]) -> None:
+        """Participant attributes the source read from its media: kept, and set on the room participant."""
+        if not attributes:
+            return
+        self._attributes.update(attributes)
+        if self._publisher is not None:
+            self._publisher.set_attributes(attributes)
 
     def _on_frame(self, frame: OutputFrame) -> None:
         if self._published and self._publisher is not None:

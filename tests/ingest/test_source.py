@@ -335,3 +335,17 @@ def test_nothing_is_queued_dropped_or_asked_for_after_the_end(stop: Callable[[Me
     source.request_keyframe(None)
     assert (asked, source.keyframe_requests, source.packets_dropped) == ([], {}, NO_DROPS)
     assert source.packets_received == 1
+
+
+def test_attributes_from_the_media_reach_the_session_and_stay_until_the_end() -> None:
+    source = MediaSource(protocol="url", stream_key="")
+    heard: list[dict[str, str]] = []
+    source.on_attributes(heard.append)
+    source.set_attributes({"ingress.outOfNetwork.eventID": "42"})
+    source.set_attributes({})  # nothing to say: nobody is told
+    source.set_attributes({"ingress.outOfNetwork.eventID": ""})
+    assert heard == [{"ingress.outOfNetwork.eventID": "42"}, {"ingress.outOfNetwork.eventID": ""}]
+    assert source.attributes == {"ingress.outOfNetwork.eventID": ""}
+    source.end(EndReason.COMPLETE)
+    source.set_attributes({"ingress.outOfNetwork.eventID": "43"})
+    assert len(heard) == 2

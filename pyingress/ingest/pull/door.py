@@ -14,6 +14,8 @@ The worker's own failures end only this session, in words:
   its own within the open/read timeouts): it is killed, and the error says so.
 
 Closing the source (DeleteIngress, shutdown) kills the worker at once: it holds nothing worth a goodbye.
+An SCTE-35 splice the worker reached (``SpliceReached``) sets the participant attribute
+``ingress.outOfNetwork.eventID`` through the source: the event id going out of network, "" coming back.
 Progress (media position of duration, from the heartbeats) is logged every 30 s of media and kept in the source's
 ``metadata`` (``position_seconds``, ``duration_seconds``: None when live) for the dashboard.
 """
@@ -31,9 +33,10 @@ from livekit.protocol.ingress import IngressInfo
 from pyingress.config import Config
 from pyingress.ingest.flow import FlowPolicy
 from pyingress.ingest.pull.http import FetchOptions
+from pyingress.ingest.pull.scte35 import OUT_OF_NETWORK_ATTRIBUTE
 from pyingress.ingest.pull.worker import PullRequest
 from pyingress.ingest.source import EndReason, MediaSource
-from pyingress.media.events import PipelineFailed, StatsUpdated
+from pyingress.media.events import PipelineFailed, SpliceReached, StatsUpdated
 from pyingress.media.launcher import WorkerLauncher, WorkerProcess, default_launcher
 from pyingress.media.wire import EndOfStream, EventMessage, MessageReader, PacketMessage, StreamMessage, WireError
 
@@ -190,6 +193,10 @@ class PullFeed:
             if self.progress.position >= self._next_progress_log:
                 self._next_progress_log = self.progress.position + PROGRESS_LOG_SECONDS
                 log.info("URL pull %s: played %s", self.source.resource_id, self.progress)
+        elif isinstance(event, SpliceReached):
+            value = str(event.event_id) if event.out_of_network else ""
+            log.info("URL pull %s: SCTE-35 splice, %s = %r", self.source.resource_id, OUT_OF_NETWORK_ATTRIBUTE, value)
+            self.source.set_attributes({OUT_OF_NETWORK_ATTRIBUTE: value})
         elif isinstance(event, PipelineFailed) and self._failure is None:
             self._failure = event.message
 

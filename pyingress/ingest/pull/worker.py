@@ -9,8 +9,8 @@ starts in milliseconds with PyAV imported.
     stdout  S stream descriptions, then P packets at the media's pace (pacing.py), V events, E at the end
             V events: ``StatsUpdated`` about once a second (progress: ``position_ms``, ``duration_ms``, HLS
             counters) — the heartbeat the session watches — ``SpliceReached`` when the media reaches an SCTE-35
-            splice_insert (scte35.py: at its splice time, as the pacing releases that media), and
-            ``PipelineFailed(message)`` before exiting 1
+            splice_insert (scte35.py: when the media of its splice time is due in real time — packets leave
+            ``lead`` early, the splice does not), and ``PipelineFailed(message)`` before exiting 1
 
 A reader thread runs ahead of the clock by at most ``READ_AHEAD_BYTES`` / ``READ_AHEAD_PACKETS``, so a slow HLS
 segment fetch or a seek does not make packets late, and memory stays bounded for any file.  If the reader sits in
@@ -158,6 +158,7 @@ class PullWorker:
         self.splices = SpliceSchedule()
         self._sent_media_time: float | None = None  # of the latest packet sent
         self.splices_reached = 0
+        self._held: list[tuple[float, SpliceInsert]] = []  # splices reached, each until its media is on time
 
     def run(self) -> int:
         fetch = self.request.fetch
@@ -194,8 +195,9 @@ class PullWorker:
         while True:
             item = self.ahead.get(timeout=HEARTBEAT_SECONDS / 2)
             now = time.monotonic()
+            self._release(now)
             if item is not None and isinstance(item[0], SpliceCue):
-                self._splices(self.splices.add(item[0], self._sent_media_time))
+                self._hold(self.splices.add(item[0], self._sent_media_time), self._sent_media_time)
             elif item is not None:
                 packet, arrived = item
                 assert isinstance(packet, EncodedPacket)
@@ -209,12 +211,13 @@ class PullWorker:
                 self._advance(media_time)
                 self._sent_media_time = media_time
                 if self.splices.pending:
-                    self._splices(self.splices.reached(media_time))
+                    self._hold(self.splices.reached(media_time), media_time)
             elif self.ahead.ended:
                 if self.ahead.error is not None:
                     self.output.event(self._stats())
                     self.output.event(PipelineFailed(self.ahead.error))
                     return 1
+                self._release(now, everything=True)
                 self.output.event(self._stats())
                 self.output.write(encode_end())
                 return 0
@@ -232,8 +235,20 @@ class PullWorker:
                 self.output.event(self._stats())
                 next_heartbeat = now + HEARTBEAT_SECONDS
 
-    def _splices(self, inserts: list[SpliceInsert]) -> None:
-        for insert in inserts:
+    def _hold(self, inserts: list[SpliceInsert], media_time: float | None) -> None:
+        """Hold splices reached at ``media_time`` until that media is due in real time: the pacing sends packets
+        ``lead`` early (a file) or late (live), and the attribute should change with the picture, as the
+        reference schedules it at the splice's running time."""
+        origin = self.clock.origin_media
+        if origin is None or media_time is None:
+            on_time = time.monotonic()
+        else:
+            on_time = self.clock.origin_wall + (media_time - origin)
+        self._held.extend((on_time, insert) for insert in inserts)
+
+    def _release(self, now: float, everything: bool = False) -> None:
+        while self._held and (everything or self._held[0][0] <= now):  # in the order reached: out before back
+            _, insert = self._held.pop(0)
             self.splices_reached += 1
             log.info("SCTE-35 splice_insert reached: event %d %s", insert.event_id, _splice_words(insert))
             self.output.event(SpliceReached(insert.event_id, insert.out_of_network and not insert.cancelled))
