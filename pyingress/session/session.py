@@ -170,6 +170,16 @@ class IngressSession:
         return self._video_ready
 
     @property
+    def progress(self) -> tuple[float, float | None] | None:
+        """How far a file has played: (media seconds sent, its duration or None when live or unknown), as the
+        playing source's door keeps it (URL pull: ``position_seconds``/``duration_seconds``); None for a door
+        that says nothing of the kind (push ingresses)."""
+        source = self.slot.current
+        if source is None or "position_seconds" not in source.metadata:
+            return None
+        return source.metadata["position_seconds"], source.metadata.get("duration_seconds")
+
+    @property
     def active_layers(self) -> frozenset[int] | None:
         """The layers someone watches (dynacast); None until the room has said."""
         return self._active_layers

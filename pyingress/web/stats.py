@@ -4,7 +4,8 @@ from the store, and turned into rates between two samples.
 Per session: the input as the session measured it (codec, size, frame rate, and the bitrate and packet rate of the
 last interval from the packets it fed), the output track (codec; per layer its size, target bitrate, frames per
 second out and whether anyone watches it), the media worker's CPU (its own getrusage, as a share of one core),
-and the added latency packet in → frame out over the last samples (p50/p95 per output track).
+the added latency packet in → frame out over the last samples (p50/p95 per output track), and for a URL ingress
+how far its file has played (beyond the reference: IngressState has no field for it).
 """
 
 import collections
@@ -53,6 +54,9 @@ class RunningSession(Protocol):
     @property
     def active_layers(self) -> frozenset[int] | None: ...
 
+    @property
+    def progress(self) -> tuple[float, float | None] | None: ...
+
 
 @dataclass(frozen=True)
 class _Sample:
@@ -94,6 +98,14 @@ def _latency(recorder: LatencyRecorder | None) -> dict[str, dict[str, float]]:
         if recent:
             found[track] = {"p50_ms": round(percentile(recent, 0.5), 1), "p95_ms": round(percentile(recent, 0.95), 1)}
     return found
+
+
+def _progress(progress: tuple[float, float | None] | None) -> dict[str, float | None] | None:
+    """Media seconds played and the file's duration (None: live or not known)."""
+    if progress is None:
+        return None
+    position, duration = progress
+    return {"position_s": round(position, 1), "duration_s": None if duration is None else round(duration, 1)}
 
 
 class SessionSampler:
@@ -143,6 +155,7 @@ class SessionSampler:
             "cpu_percent": None,
             "latency": _latency(session.latency),
             "viewers": None,
+            "progress": _progress(session.progress),
         }
         if rates and before is not None:
             r, b = now.received, before.received

@@ -28,6 +28,7 @@ class _Session:
     latency: LatencyRecorder | None = None
     video_output: VideoLayersReady | None = None
     active_layers: frozenset[int] | None = None
+    progress: tuple[float, float | None] | None = None
 
     @property
     def pipeline_stats(self) -> PipelineStats:
@@ -81,3 +82,12 @@ def test_latency_over_the_newest_samples() -> None:
     for ms in [500.0] * 100 + [10.0] * 60:  # a start-up backlog, then steady
         session.latency.frame_out("HIGH", 0, int(ms * 1e6))
     assert session_stats(session)["latency"] == {"HIGH": {"p50_ms": 10.0, "p95_ms": 10.0}}
+
+
+def test_progress_of_a_file_and_of_a_live_stream() -> None:
+    session = _session()
+    assert session_stats(session)["progress"] is None  # a push ingress says nothing of the kind
+    session.progress = (12.345, 60.0)
+    assert session_stats(session)["progress"] == {"position_s": 12.3, "duration_s": 60.0}
+    session.progress = (7.0, None)
+    assert session_stats(session)["progress"] == {"position_s": 7.0, "duration_s": None}

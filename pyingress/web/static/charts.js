@@ -69,6 +69,21 @@
     return el("div", {class: "chart"}, el("span", {text: `${title}: ${label}`}), canvas);
   }
 
+  // "1:05 of 10:00 (10 %)" for a file, "1:05 (live)" for a live playlist: a URL ingress's progress.
+  function played(progress) {
+    const clock = (seconds) => {
+      const whole = Math.floor(seconds);
+      const hours = Math.floor(whole / 3600);
+      const rest = `${Math.floor((whole % 3600) / 60)}`.padStart(hours ? 2 : 1, "0") + ":" +
+        `${whole % 60}`.padStart(2, "0");
+      return hours ? `${hours}:${rest}` : rest;
+    };
+    if (progress.duration_s === null) return `${clock(progress.position_s)} (live)`;
+    const share = progress.duration_s > 0
+      ? Math.min(100, Math.round(100 * progress.position_s / progress.duration_s)) : 0;
+    return `${clock(progress.position_s)} of ${clock(progress.duration_s)} (${share} %)`;
+  }
+
   function row(list, name, value) {
     list.append(el("dt", {text: name}), el("dd", {text: value}));
   }
@@ -92,6 +107,7 @@
       row(list, "Input audio", `${audio.codec.replace("audio/", "")} ${audio.channels} ch ` +
         `${audio.sample_rate / 1000} kHz, ${rate(live ? live.audio_bps : audio.bitrate)}`);
     }
+    if (running.progress) row(list, "Played", played(running.progress));
     if (running.output) {
       const layers = running.output.layers.map((layer) => {
         const parts = [`${layer.quality} ${layer.width}×${layer.height} @ ${rate(layer.bitrate)}`];
@@ -117,5 +133,5 @@
     return box;
   }
 
-  window.pyingressCharts = {add, panel};
+  window.pyingressCharts = {add, panel, played};
 })();

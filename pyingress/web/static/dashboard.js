@@ -209,6 +209,7 @@
     const bps = running.in ? running.in.video_bps + running.in.audio_bps : video.bitrate;
     if (bps) parts.push(megabits(bps));
     if (running.viewers) parts.push(`${running.viewers.total} viewer${running.viewers.total === 1 ? "" : "s"}`);
+    if (running.progress) parts.push(`played ${window.pyingressCharts.played(running.progress)}`);
     return parts.join(" · ");
   }
 
