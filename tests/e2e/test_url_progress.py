@@ -3,9 +3,8 @@ figures (its Server-Sent Events feed, what the page renders as "Played 0:04 of 0
 field for it, so the Ingress API and the CLI that reads it show none (beyond the reference)."""
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,10 @@ from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.media_server import MediaServer
 from tests.harness.pull_media import make_file, url_request
 from tests.harness.pyingress_peer import PyingressPeer
+from tests.harness.sse import sse_events
 
 API = "/dashboard/api"
 DURATION = 10.0
-
-
-async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
-    name = ""
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            name = line[len("event: ") :]
-        elif line.startswith("data: "):
-            yield name, json.loads(line[len("data: ") :])
 
 
 async def test_the_dashboard_shows_a_file_playing_to_its_end(
@@ -47,7 +37,7 @@ async def test_the_dashboard_shows_a_file_playing_to_its_end(
             async with http.post(f"{base}{API}/login", json=login, headers={"Origin": base}) as response:
                 assert response.status == 200, await response.text()
             async with http.get(f"{base}{API}/events") as response:
-                events = _events(response)
+                events = sse_events(response)
                 assert (await anext(events))[0] == "snapshot"
                 info = await client.ingress.create_ingress(
                     url_request(media.file_url("clip.ts"), "url-progress", "url-progress-source")

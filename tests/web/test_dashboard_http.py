@@ -3,7 +3,6 @@ every action without one, CSRF and cross-site refusals, actions through the Ingr
 feed, the preview token's grants, and --dev on loopback."""
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from livekit.protocol.ingress import CreateIngressRequest, IngressInput, ListIng
 from livekit.protocol.models import VideoCodec, VideoQuality
 
 from tests.control.service_fixture import RunningService, running_service
+from tests.harness.sse import sse_events
 
 API = "/dashboard/api"
 ACTIONS = [
@@ -211,23 +211,13 @@ async def test_actions_go_through_the_ingress_api(service: RunningService) -> No
         assert remaining == {whip["ingress_id"], preset["ingress_id"]}
 
 
-async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
-    name = ""
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            name = line[len("event: ") :]
-        elif line.startswith("data: "):
-            yield name, json.loads(line[len("data: ") :])
-
-
 async def test_the_live_feed_pushes_changes_made_anywhere(service: RunningService) -> None:
     base = service.http_url
     async with _client() as http:
         page = await _page(http, base)
         async with http.get(f"{base}{API}/events") as response:
             assert response.status == 200 and response.content_type == "text/event-stream"
-            events = _events(response)
+            events = sse_events(response)
             name, snapshot = await anext(events)
             assert name == "snapshot" and snapshot == {"ingresses": [], "stats": []}
             # Made through Twirp by another client: the page hears of it at once.
@@ -311,7 +301,7 @@ async def test_a_stopping_service_ends_the_open_pages_streams_at_once(tmp_path: 
         async with _client() as http:
             await _page(http, base)
             async with http.get(f"{base}{API}/events") as response:
-                events = _events(response)
+                events = sse_events(response)
                 assert (await anext(events))[0] == "snapshot"
                 started = asyncio.get_running_loop().time()
                 await asyncio.wait_for(service.service.stop(), 10)  # not aiohttp's 60 s wait for open handlers
