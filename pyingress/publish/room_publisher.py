@@ -64,6 +64,8 @@ __all__ = [
     "Reconnecting",
     "RoomPublisher",
     "VideoTrackPlan",
+    "close_preconnected",
+    "preconnect",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,35 @@ def _fresh(error: IngressError) -> IngressError:
     return IngressError(error.code, error.message)
 
 
+def preconnect(ws_url: str, token: str, options: PublisherOptions | None = None) -> "asyncio.Task[sig.SignalClient]":
+    """Start joining the room now, before the tracks are known: the websocket and JoinResponse then overlap the
+    media worker's start, and the participant is in the room when the first picture is encoded (livekit/ingress
+    also joins at session start).  Hand the task to ``RoomPublisher(signal=...)``, or to ``close_preconnected``."""
+    timeout = (options or PublisherOptions()).join_timeout
+    return asyncio.create_task(connect_signal(ws_url, token, timeout), name="room-preconnect")
+
+
+async def close_preconnected(signal: "asyncio.Future[sig.SignalClient] | None") -> None:
+    """Leave with a pre-opened signal connection nobody used (the session ended before it published)."""
+    if signal is None:
+        return
+    if not signal.done():  # still joining: leave once it has (it has its own timeout)
+        signal.add_done_callback(_leave_when_joined)
+        return
+    if not signal.cancelled() and signal.exception() is None:
+        await signal.result().close(leave=True)
+
+
+def _leave_when_joined(signal: "asyncio.Future[sig.SignalClient]") -> None:
+    if not signal.cancelled() and signal.exception() is None:
+        task = asyncio.ensure_future(signal.result().close(leave=True))
+        _LEAVING.add(task)
+        task.add_done_callback(_LEAVING.discard)
+
+
+_LEAVING: set["asyncio.Future[None]"] = set()  # leaves under way, held so that they are not collected half-done
+
+
 class RoomPublisher:
     """Publishes one ingress session into its room.  Create, ``await start()``, ``write()`` frames, ``close()``.
 
@@ -115,6 +146,7 @@ class RoomPublisher:
         on_keyframe_request: Callable[[int], None] | None = None,
         on_layers_changed: Callable[[frozenset[int]], None] | None = None,
         on_event: Callable[[PublisherEvent], None] | None = None,
+        signal: "asyncio.Future[sig.SignalClient] | None" = None,
     ) -> None:
         if video is None and audio is None:
             raise ValueError("nothing to publish: no video and no audio track")
@@ -147,6 +179,9 @@ class RoomPublisher:
         self._last_bytes_checked = 0
         self._watchdog_finish: asyncio.Task[None] | None = None
         self.attributes = ParticipantAttributes()
+        self._sent_first: set[object] = set()  # the keys whose first frame went out (a debug timeline)
+        # A signal connection opened before the tracks were known (``preconnect``): the first join uses it.
+        self._preconnected = signal
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -234,7 +269,9 @@ class RoomPublisher:
     # ------------------------------------------------------------------------------------------------ joining
 
     async def _join_once(self) -> Join:
-        signal = await connect_signal(self.ws_url, self.token, self.options.join_timeout)
+        signal = await self._take_preconnected()
+        if signal is None:
+            signal = await connect_signal(self.ws_url, self.token, self.options.join_timeout)
         joined = signal.joined
         assert joined is not None
         servers, hosts = ice_setup(self.ws_url, self.options, joined)
@@ -253,6 +290,20 @@ class RoomPublisher:
         join.dispatcher = asyncio.create_task(self._dispatch(join), name="room-publisher-signal")
         await join.publish(self.audio, self.video, self.resource_id, self.options.join_timeout)
         return join
+
+    async def _take_preconnected(self) -> "sig.SignalClient | None":
+        """The pre-opened signal connection if it joined and is still open (else a fresh one is made)."""
+        future, self._preconnected = self._preconnected, None
+        if future is None:
+            return None
+        try:
+            signal = await future
+        except (sig.SignalClosed, JoinRefused, ConnectionError, TimeoutError, OSError) as exc:
+            logger.info("pre-opened signal connection failed (%s): joining afresh", exc)
+            return None
+        if signal.closed:
+            return None
+        return signal
 
     async def _join_with_retries(self, why: str, *, initial: bool) -> Join | None:
         """Join; the new join becomes current.  None when every attempt failed.
@@ -289,7 +340,7 @@ class RoomPublisher:
                 self._on_layers_changed(self.active_qualities)
         for quality in self._qualities:
             self._pacer.wait_for_keyframe(("video", quality))
-            self._request_keyframe(quality)
+            self._request_keyframe(quality, "joined")
         self.attributes.resend()  # a new participant has none of them
         self._emit(self._published_event(join))
 
@@ -338,18 +389,19 @@ class RoomPublisher:
         if self._on_layers_changed is not None:
             self._on_layers_changed(active)
         for quality in resumed:
-            self._request_keyframe(quality)
+            self._request_keyframe(quality, "resumed")
 
     # ------------------------------------------------------------------------------------------------ media
 
-    def _request_keyframe(self, quality: int) -> None:
+    def _request_keyframe(self, quality: int, why: str = "") -> None:
+        logger.debug("keyframe wanted on layer %d (%s)", quality, why)
         self.stats.keyframe_requests += 1
         if self._on_keyframe_request is not None:
             self._on_keyframe_request(quality)
 
     def _receiver_wants_keyframe(self, quality: int) -> None:
         if quality in self.active_qualities:
-            self._request_keyframe(quality)
+            self._request_keyframe(quality, "receiver")
 
     async def _send_loop(self, queue: "asyncio.Queue[tuple[OutputFrame, float]]") -> None:
         loop = asyncio.get_running_loop()
@@ -377,11 +429,14 @@ class RoomPublisher:
                 else:
                     self.stats.dropped_waiting_keyframe += 1
                 if video and decision.request_keyframe and frame.quality is not None:
-                    self._request_keyframe(frame.quality)
+                    self._request_keyframe(frame.quality, "dropped")
                 continue
             if decision.delay > 0 and self.options.pace:
                 await asyncio.sleep(decision.delay)
             if await self._send(join, frame):
+                if key not in self._sent_first:
+                    self._sent_first.add(key)
+                    logger.debug("first frame sent: %s (keyframe %s)", key, frame.keyframe)
                 self.stats.frames_sent += 1
                 self.latencies.append(time.monotonic() - written_at)
             elif video:
@@ -503,6 +558,8 @@ class RoomPublisher:
                 await asyncio.shield(self._closed)
             return
         self._closing = True
+        await close_preconnected(self._preconnected)
+        self._preconnected = None
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:

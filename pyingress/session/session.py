@@ -52,6 +52,7 @@ from pyingress.media.pipeline import MediaPipeline, open_pipeline
 from pyingress.media.presets import resolve_audio, resolve_video
 from pyingress.media.sinks import CallbackSink
 from pyingress.metrics import PACKET_LATENCY, SESSIONS, SESSIONS_ENDED, PipelineCounters
+from pyingress.publish.livekit.signal import SignalClient
 from pyingress.publish.livekit.token import ingress_join_token_for
 from pyingress.publish.publication import (
     AudioTrackPlan,
@@ -60,7 +61,7 @@ from pyingress.publish.publication import (
     PublisherOptions,
     VideoTrackPlan,
 )
-from pyingress.publish.room_publisher import RoomPublisher
+from pyingress.publish.room_publisher import RoomPublisher, close_preconnected, preconnect
 from pyingress.session.slot import SourceSlot
 from pyingress.session.state import SessionState
 
@@ -122,6 +123,7 @@ class IngressSession:
         self.received: collections.Counter[str] = collections.Counter()
         self._active_layers: frozenset[int] | None = None
         self._attributes: dict[str, str] = {}  # participant attributes the media set (a URL's SCTE-35 splices)
+        self._signal: asyncio.Task[SignalClient] | None = None  # the room joined early, for the publisher
 
     # -- called by the front door / service --
 
@@ -207,6 +209,10 @@ class IngressSession:
         error: str | None = None
         input_name = IngressInput.Name(self.info.input_type)
         SESSIONS.labels(input_name).inc()
+        # Join the room while the media worker starts: the first picture then meets a participant ready to
+        # publish instead of waiting for a websocket and a join (as livekit/ingress, which joins at session start).
+        token = ingress_join_token_for(self.info, self.settings.api_key, self.settings.api_secret)
+        self._signal = preconnect(self.settings.ws_url, token, self.settings.publisher)
         try:
             self._pipeline = await asyncio.to_thread(self._pipeline_factory, config, sink)
             self._pipeline.latency.observe(functools.partial(_observe_latency, input_name))
@@ -380,9 +386,11 @@ class IngressSession:
                 source=audio_options.source or TrackSource.MICROPHONE,
             )
         token = ingress_join_token_for(self.info, self.settings.api_key, self.settings.api_secret)
+        signal, self._signal = self._signal, None
         publisher = RoomPublisher(
             self.settings.ws_url,
             token,
+            signal=signal,
             video=video,
             audio=audio,
             resource_id=self.resource_id,
@@ -458,6 +466,7 @@ class IngressSession:
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await self._publisher.close()
+        await close_preconnected(self._signal)  # never published: leave the room again
         self._count()  # what happened since the last report
         try:
             if error is not None and self._stopping is None:

@@ -14,7 +14,7 @@ from livekit import api, rtc
 from livekit.protocol.ingress import CreateIngressRequest, IngressInput, UpdateIngressRequest
 
 from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
-from tests.e2e.room_session import ERROR, PUBLISHING, ingress_state, wait_status
+from tests.e2e.room_session import ERROR, PUBLISHING, ingress_state, room_participants, wait_status
 from tests.e2e.test_whip_passthrough import LOOPBACK, create_whip_ingress
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.pyingress_peer import PyingressPeer
@@ -207,6 +207,14 @@ async def test_a_publisher_that_never_completes_dtls_ends_in_error(
             status, _ = await _post(http, f"{info.url}/{info.stream_key}", pc.localDescription.sdp)
         assert status == 201
         started = time.monotonic()
+        while not await room_participants(livekit_server, info.room_name):  # joined early, to publish sooner
+            assert time.monotonic() - started < 5, "the session did not join the room"
+            await asyncio.sleep(0.1)
         state = await wait_status(client, info.ingress_id, ERROR, timeout=20)
         assert state.error == "source encoder not ready"
         assert 9 <= time.monotonic() - started <= 15
+        # Having published nothing, it has left again.
+        deadline = time.monotonic() + 5
+        while await room_participants(livekit_server, info.room_name):
+            assert time.monotonic() < deadline, "the ingress participant stayed in the room"
+            await asyncio.sleep(0.2)
