@@ -2,10 +2,12 @@
 
 To put a slow link (``udp_relay.Bottleneck``) between pyingress's room publisher and livekit-server, and only there,
 pyingress is given this proxy as its ``ws_url``.  The proxy passes every ``/rtc`` message through unchanged except
-the server's ICE candidates — in the answer SDP and in trickles — where the first UDP one is made to name the relay
-and the other UDP ones are left out; TCP ones stay (aioice cannot use them).  The publisher can then reach the
-room server's media port only through the relay, while viewers and every other client talk to livekit-server
-directly.  Nothing else of the room is touched: the server it joins, the tracks it publishes, the viewers are real.
+the ICE candidates of the publisher connection — in the offer and answer SDP and in trickles — where the first UDP
+one each way is made to name the relay (the server's: the relay's front, the client's: the relay's back) and the
+other UDP ones are left out; TCP ones stay (aioice cannot use them).  Neither side knows an address of the other
+but the relay's, so no pair of candidates can bypass it, while viewers and every other client talk to
+livekit-server directly.  Nothing else of the room is touched: the server it joins, the tracks it publishes, the
+viewers are real.
 """
 
 import asyncio
@@ -29,12 +31,14 @@ def candidate_to_relay(candidate: str, relay: tuple[str, int]) -> str:
 
 
 class CandidateRewritingProxy:
-    def __init__(self, upstream_ws_url: str, relay: tuple[str, int]) -> None:
+    def __init__(self, upstream_ws_url: str, relay: tuple[str, int], relay_back: tuple[str, int]) -> None:
+        """``relay``: where the client is to send (the relay's front); ``relay_back``: where the server is to."""
         self.upstream = upstream_ws_url.rstrip("/")
-        self.relay = relay
+        self.relays = {True: relay, False: relay_back}  # keyed by "from the server"
         self.port = free_port()
         self.rewritten = 0
-        self._udp_given = False  # per proxy: one publisher connection at a time is what the chaos case needs
+        # One publisher connection at a time is what the chaos case needs: one UDP candidate each way.
+        self._udp_given = {True: False, False: False}
         self._runner: web.AppRunner | None = None
 
     @property
@@ -63,9 +67,9 @@ class CandidateRewritingProxy:
                 return web.Response(status=exc.status, text=exc.message)
             client = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
             await client.prepare(request)
-            self._udp_given = False
-            up = asyncio.create_task(self._pump(client, upstream, rewrite=False))
-            down = asyncio.create_task(self._pump(upstream, client, rewrite=True))
+            self._udp_given = {True: False, False: False}
+            up = asyncio.create_task(self._pump(client, upstream, from_server=False))
+            down = asyncio.create_task(self._pump(upstream, client, from_server=True))
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             for task in (up, down):
                 task.cancel()
@@ -79,11 +83,11 @@ class CandidateRewritingProxy:
         source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
         sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
         *,
-        rewrite: bool,
+        from_server: bool,
     ) -> None:
         async for message in source:
             if message.type == aiohttp.WSMsgType.BINARY:
-                data = self._rewrite(message.data) if rewrite else message.data
+                data = self._rewrite(message.data, from_server)
                 if data is not None:
                     await sink.send_bytes(data)
             elif message.type == aiohttp.WSMsgType.TEXT:
@@ -93,37 +97,38 @@ class CandidateRewritingProxy:
         with contextlib.suppress(ConnectionError):
             await sink.close()
 
-    def _rewrite(self, data: bytes) -> bytes | None:
-        response = rtc.SignalResponse()
-        response.ParseFromString(data)
-        kind = response.WhichOneof("message")
-        if kind == "answer":
+    def _rewrite(self, data: bytes, from_server: bool) -> bytes | None:
+        message: rtc.SignalResponse | rtc.SignalRequest = rtc.SignalResponse() if from_server else rtc.SignalRequest()
+        message.ParseFromString(data)
+        kind = message.WhichOneof("message")
+        if kind in ("answer", "offer") and kind == ("answer" if from_server else "offer"):
+            description = getattr(message, kind)
             lines = []
-            for line in response.answer.sdp.split("\r\n"):
+            for line in description.sdp.split("\r\n"):
                 if line.startswith("a=candidate:"):
-                    rewritten = self._candidate(line[2:])
+                    rewritten = self._candidate(line[2:], from_server)
                     if rewritten is None:
                         continue
                     line = "a=" + rewritten
                 lines.append(line)
-            response.answer.sdp = "\r\n".join(lines)
-        elif kind == "trickle" and response.trickle.target == rtc.SignalTarget.PUBLISHER:
-            init = json.loads(response.trickle.candidateInit)
-            rewritten = self._candidate(init.get("candidate", ""))
+            description.sdp = "\r\n".join(lines)
+        elif kind == "trickle" and message.trickle.target == rtc.SignalTarget.PUBLISHER:
+            init = json.loads(message.trickle.candidateInit)
+            rewritten = self._candidate(init.get("candidate", ""), from_server)
             if rewritten is None:
                 return None
             init["candidate"] = rewritten
-            response.trickle.candidateInit = json.dumps(init)
+            message.trickle.candidateInit = json.dumps(init)
         else:
             return data
-        return response.SerializeToString()
+        return message.SerializeToString()
 
-    def _candidate(self, candidate: str) -> str | None:
-        rewritten = candidate_to_relay(candidate, self.relay)
+    def _candidate(self, candidate: str, from_server: bool) -> str | None:
+        rewritten = candidate_to_relay(candidate, self.relays[from_server])
         if rewritten == candidate:
             return candidate  # not UDP (or end-of-candidates)
-        if self._udp_given:
+        if self._udp_given[from_server]:
             return None
-        self._udp_given = True
+        self._udp_given[from_server] = True
         self.rewritten += 1
         return rewritten

@@ -79,6 +79,13 @@ class LossyRelay:
         host, port = self._front.transport.get_extra_info("sockname")[:2]
         return host, port
 
+    @property
+    def back_address(self) -> tuple[str, int]:
+        """Where the target's datagrams to the publisher go (a target told this can only reach it here)."""
+        assert self._back is not None and self._back.transport is not None
+        host, port = self._back.transport.get_extra_info("sockname")[:2]
+        return host, port
+
     async def start(self) -> "LossyRelay":
         loop = asyncio.get_running_loop()
         _, self._front = await loop.create_datagram_endpoint(
