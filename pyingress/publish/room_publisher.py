@@ -87,6 +87,9 @@ PEER_FAILURE_GRACE = 1.0
 _Incident = tuple[int, "sig.SignalClient | None", str, "sig.Left | None"]
 # Queued frames beyond these counts mean the sender is stuck; further frames are dropped (queues bounded in time
 # by the pacer, in items by these).
+# How long after pausing the layers of a room with nobody else in it to wait for the server's first dynacast update
+# (livekit-server sends it 10 s after the track is published) before concluding that it runs without dynacast.
+SERVER_DYNACAST_WAIT = 15.0
 MAX_QUEUED_VIDEO = 600
 MAX_QUEUED_AUDIO = 500
 LATENCY_SAMPLES = 2048
@@ -182,6 +185,11 @@ class RoomPublisher:
         self._sent_first: set[object] = set()  # the keys whose first frame went out (a debug timeline)
         # A signal connection opened before the tracks were known (``preconnect``): the first join uses it.
         self._preconnected = signal
+        # Nobody else in the room (``_pause_if_alone``): the layers wait paused until someone joins or asks.
+        self._others: set[str] = set()
+        self._server_spoke = False  # the server has sent a subscribed-quality update for our video
+        self._paused_alone = False
+        self._server_silence: asyncio.TimerHandle | None = None  # gives up on a server without dynacast
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -334,6 +342,9 @@ class RoomPublisher:
 
     def _install(self, join: Join) -> None:
         self._join = join
+        self._others = set(join.joined.others)
+        self._server_spoke = self._paused_alone = False
+        self._sent_first.clear()
         if self.active_qualities != self._qualities:
             self.active_qualities = self._qualities  # a new participant starts with every layer wanted
             if self._on_layers_changed is not None:
@@ -365,6 +376,8 @@ class RoomPublisher:
         if isinstance(event, sig.SubscribedQualities):
             if event.track_sid == join.video_sid:
                 self._on_subscribed_qualities(event)
+        elif isinstance(event, sig.ParticipantsChanged):
+            self._on_participants(join, event)
         elif isinstance(event, sig.Left):
             reason = f"server sent leave ({event.reason_name})"
             join.break_handshake(reason)
@@ -378,12 +391,58 @@ class RoomPublisher:
         enabled = event.for_codec(self.video.codec)
         if enabled is None:
             return
-        active = frozenset(q for q in self._qualities if q in enabled)
+        self._server_spoke = True  # from now on the server's dynacast alone decides
+        self._paused_alone = False
+        self._stop_waiting_for_server()
+        self._set_active(frozenset(q for q in self._qualities if q in enabled), "dynacast")
+
+    def _on_participants(self, join: Join, event: sig.ParticipantsChanged) -> None:
+        self._others.update(sid for sid in event.present if sid != join.joined.participant_sid)
+        self._others.difference_update(event.gone)
+        if self._paused_alone and self._others:
+            self._paused_alone = False
+            self._set_active(self._qualities, "someone joined the room")
+
+    def _pause_if_alone(self) -> None:
+        """Dynacast before the server's: with nobody else in the room, encoding video is for no one.
+
+        livekit-server says so itself only 10 s after the track is published (its first subscribed-quality update
+        waits that long), and until then the session would encode every layer for nobody.  Once every layer has
+        sent a first frame (the server knows the track and its layers) and neither another participant nor a
+        server update has come, every layer pauses.  A participant joining resumes them, and so does the server
+        asking for a layer (a hidden subscriber such as egress makes it ask).  A server that has still said
+        nothing ``SERVER_DYNACAST_WAIT`` after the pause runs without dynacast and would never ask: every layer
+        resumes for good.  Audio goes on throughout, since nothing would tell us that a hidden subscriber listens.
+        """
+        if (
+            self.options.dynacast
+            and not self._others
+            and not self._server_spoke
+            and not self._paused_alone
+            and self._server_silence is None
+            and self.active_qualities
+            and all(("video", q) in self._sent_first for q in self._qualities)
+        ):
+            self._paused_alone = True
+            self._set_active(frozenset(), "nobody else in the room")
+            loop = asyncio.get_running_loop()
+            self._server_silence = loop.call_later(SERVER_DYNACAST_WAIT, self._server_without_dynacast)
+
+    def _server_without_dynacast(self) -> None:
+        if self._paused_alone and not self._server_spoke:
+            self._paused_alone = False
+            self._set_active(self._qualities, "the server sends no dynacast updates")
+
+    def _stop_waiting_for_server(self) -> None:
+        if self._server_silence is not None:
+            self._server_silence.cancel()
+
+    def _set_active(self, active: frozenset[int], why: str) -> None:
         if active == self.active_qualities:
             return
         resumed = active - self.active_qualities
         self.active_qualities = active
-        logger.info("dynacast: layers %s active", sorted(active))
+        logger.info("dynacast: layers %s active (%s)", sorted(active), why)
         for quality in resumed:
             self._pacer.wait_for_keyframe(("video", quality))
         if self._on_layers_changed is not None:
@@ -437,6 +496,8 @@ class RoomPublisher:
                 if key not in self._sent_first:
                     self._sent_first.add(key)
                     logger.debug("first frame sent: %s (keyframe %s)", key, frame.keyframe)
+                    if video:
+                        self._pause_if_alone()
                 self.stats.frames_sent += 1
                 self.latencies.append(time.monotonic() - written_at)
             elif video:
@@ -558,6 +619,7 @@ class RoomPublisher:
                 await asyncio.shield(self._closed)
             return
         self._closing = True
+        self._stop_waiting_for_server()
         await close_preconnected(self._preconnected)
         self._preconnected = None
         current = asyncio.current_task()

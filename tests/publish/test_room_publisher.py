@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 from livekit import api, rtc
 from livekit.protocol.ingress import IngressVideoEncodingPreset
 from livekit.protocol.models import VideoQuality
@@ -30,6 +31,7 @@ from pyingress.control.errors import (
 )
 from pyingress.media.presets import LayerSpec, video_preset
 from pyingress.publish.livekit.token import ingress_join_token
+from pyingress.publish import room_publisher
 from pyingress.publish.room_publisher import (
     AudioTrackPlan,
     Disconnected,
@@ -248,6 +250,53 @@ async def test_dynacast_pauses_unwatched_layers_and_resumes_them_with_a_keyframe
         assert seen[-15:] == [(1280, 720)] * 15, seen
         assert session.layer_changes[-1] == frozenset({LOW, MEDIUM, HIGH})
         assert HIGH in session.keyframe_requests  # resumed on an IDR
+
+
+async def test_alone_in_the_room_every_layer_pauses_until_a_participant_joins(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-alone", "ingress-alone"
+    async with publishing(
+        livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
+    ) as session:
+        # First frames on every layer (the server learns the track), then nothing: nobody could watch.
+        await wait_for(lambda: frozenset() in session.layer_changes, 10, "every layer paused")
+        assert session.publisher.stats.frames_sent > 0
+        paused = session.publisher.stats.dropped_paused
+        await asyncio.sleep(0.5)
+        assert session.publisher.stats.dropped_paused > paused
+        async with RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-alone", room)) as viewer:
+            await wait_for(lambda: session.layer_changes[-1] == frozenset({LOW, MEDIUM, HIGH}), 10, "resumed")
+            seen = await viewer.sizes_until(identity, HIGH, (1280, 720), timeout=20)
+            assert seen[-15:] == [(1280, 720)] * 15, seen
+
+
+async def test_a_hidden_subscriber_wakes_layers_paused_for_an_empty_room(livekit_server: LivekitPeer) -> None:
+    """A recorder (egress) joins hidden: no participant update tells the publisher, the server's request does."""
+    room, identity = "publish-hidden", "ingress-hidden"
+    async with publishing(
+        livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
+    ) as session:
+        await wait_for(lambda: frozenset() in session.layer_changes, 10, "every layer paused")
+        grants = api.VideoGrants(room_join=True, room=room, can_publish=False, can_subscribe=True, hidden=True)
+        token = api.AccessToken(API_KEY, API_SECRET).with_identity("recorder").with_grants(grants).to_jwt()
+        async with RoomSubscriber(livekit_server.ws_url, token) as recorder:
+            seen = await recorder.sizes_until(identity, HIGH, (1280, 720), timeout=20)
+            assert seen[-15:] == [(1280, 720)] * 15, seen
+        assert HIGH in session.publisher.active_qualities
+
+
+async def test_layers_paused_for_an_empty_room_resume_when_the_server_says_nothing_in_time(
+    livekit_server: LivekitPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without dynacast would never ask for the layers back: past the wait they resume for good.  (This
+    livekit-server has dynacast; its first update comes 10 s after publishing, later than the shortened wait.)"""
+    monkeypatch.setattr(room_publisher, "SERVER_DYNACAST_WAIT", 1.0)
+    room, identity = "publish-silent-server", "ingress-silent-server"
+    async with publishing(
+        livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
+    ) as session:
+        await wait_for(lambda: frozenset() in session.layer_changes, 10, "every layer paused")
+        await wait_for(lambda: session.layer_changes[-1] == frozenset({LOW, MEDIUM, HIGH}), 5, "resumed for good")
+        assert session.layer_changes.count(frozenset()) == 1
 
 
 async def test_duplicate_identity_ends_with_room_disconnected(livekit_server: LivekitPeer) -> None:

@@ -61,6 +61,7 @@ class Joined:
     ping_interval: float  # seconds; 0 when the server gives none
     ping_timeout: float
     server_version: str
+    others: tuple[str, ...] = ()  # sids of the other (visible) participants in the room at the join
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,15 @@ class SubscribedQualities:
 
 
 @dataclass(frozen=True)
+class ParticipantsChanged:
+    """ParticipantUpdate: participants that joined or changed (``present``) and those that left (``gone``), by sid.
+    Hidden participants (egress, recorders) are never in it."""
+
+    present: tuple[str, ...]
+    gone: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Left:
     """The server asks us to leave (LeaveRequest): disconnect for good, resume, or reconnect from scratch."""
 
@@ -177,13 +187,14 @@ class RequestRefused:
 
 @dataclass(frozen=True)
 class OtherMessage:
-    """A response a publish-only participant does not act on (participant updates, speakers, quality …)."""
+    """A response a publish-only participant does not act on (speakers, connection quality …)."""
 
     kind: str
 
 
 SignalEvent = (
     Joined
+    | ParticipantsChanged
     | Reconnected
     | SdpAnswer
     | SdpOffer
@@ -268,6 +279,7 @@ def decode_response(data: bytes) -> SignalEvent:
             ping_interval=float(join.ping_interval),
             ping_timeout=float(join.ping_timeout),
             server_version=join.server_version,
+            others=tuple(p.sid for p in join.other_participants),
         )
     if kind == "reconnect":
         return Reconnected(_ice_servers(response.reconnect.ice_servers))
@@ -285,6 +297,12 @@ def decode_response(data: bytes) -> SignalEvent:
         return TrackMuted(response.mute.sid, response.mute.muted)
     if kind == "subscribed_quality_update":
         return _qualities(response.subscribed_quality_update)
+    if kind == "update":
+        gone_state = models.ParticipantInfo.State.DISCONNECTED
+        people = response.update.participants
+        return ParticipantsChanged(
+            tuple(p.sid for p in people if p.state != gone_state), tuple(p.sid for p in people if p.state == gone_state)
+        )
     if kind == "leave":
         leave = response.leave
         return Left(leave.reason, leave.action, leave.can_reconnect)

@@ -28,6 +28,7 @@ def test_join_response_gives_room_participant_ice_and_ping_settings() -> None:
         ping_interval=5,
         ping_timeout=15,
         server_version="1.13.5",
+        other_participants=[models.ParticipantInfo(sid="PA_2", identity="viewer")],
     )
     event = sig.decode_response(_response(join=join))
     assert event == sig.Joined(
@@ -41,7 +42,20 @@ def test_join_response_gives_room_participant_ice_and_ping_settings() -> None:
         ping_interval=5.0,
         ping_timeout=15.0,
         server_version="1.13.5",
+        others=("PA_2",),
     )
+
+
+def test_participant_update_says_who_is_here_and_who_left() -> None:
+    gone = models.ParticipantInfo.State.DISCONNECTED
+    update = rtc.ParticipantUpdate(
+        participants=[
+            models.ParticipantInfo(sid="PA_2", state=models.ParticipantInfo.State.ACTIVE),
+            models.ParticipantInfo(sid="PA_3", state=models.ParticipantInfo.State.JOINED),
+            models.ParticipantInfo(sid="PA_4", state=gone),
+        ]
+    )
+    assert sig.decode_response(_response(update=update)) == sig.ParticipantsChanged(("PA_2", "PA_3"), ("PA_4",))
 
 
 def test_answer_offer_and_trickle() -> None:
