@@ -63,3 +63,15 @@ def command_of(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: resident memory with each shared page divided among the processes that map it, so
+    that a tree's sum counts a page once (RSS sums count a page shared by a zygote and its workers in each)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1000
+    except OSError:
+        pass
+    return 0.0
