@@ -269,8 +269,10 @@ async def main_async(options: argparse.Namespace) -> int:
     if "go" not in sides:
         print("livekit/ingress is not here (../shared/tools/livekit-ingress/ingress.gz): measuring pyingress alone")
     chosen = [name for name in options.only.split(",") if name]
-    with tempfile.TemporaryDirectory(prefix="vs-lki-") as tmp:
-        peers = Peers(Path(tmp), with_go="go" in sides, py_log=options.py_log).start()
+    work = Path(tempfile.mkdtemp(prefix="vs-lki-"))  # kept: the logs of both sides and of every ffmpeg
+    print(f"logs in {work}", flush=True)
+    if True:
+        peers = Peers(work, with_go="go" in sides, py_log=options.py_log).start()
         results: dict[str, dict[str, list[Run]]] = {}
         held: dict[str, tuple[int, list[str]]] = {}
         try:
