@@ -41,7 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import av
 from av.audio.frame import AudioFrame
@@ -109,6 +109,15 @@ class _Work:
     colorspace: int
 
 
+def _cascade(work: _Work, previous: VideoFrame | None, target: PlannedLayer) -> _Work:
+    """Scale a layer from the bigger layer's picture when that is at least twice its size each way: the same
+    picture (a 2:1 bilinear step averages like the direct one) from a quarter of the pixels — 320×180 from 640×360
+    costs a third of what it costs from 1280×720."""
+    if previous is None or previous.width < 2 * target.width or previous.height < 2 * target.height:
+        return work
+    return replace(work, frame=previous)
+
+
 def layers_in_parallel(layers: Sequence[PlannedLayer], frame_rate: float) -> bool:
     """Whether a session's layers get a thread each (True) or are encoded in turn on the decode thread."""
     return sum(layer.width * layer.height for layer in layers) * frame_rate > SEQUENTIAL_PIXEL_RATE_LIMIT
@@ -146,12 +155,13 @@ class _Layer:
             self._resume = True  # subscribers coming back need an IDR at once, not in a GOP
         self.active = active
 
-    def offer(self, work: _Work, now: int) -> None:
+    def offer(self, work: _Work, now: int) -> VideoFrame | None:
+        """Encode ``work`` now (in turn), or queue it for this layer's thread; the picture encoded, when in turn."""
         if self.thread is not None:
             self.queue.put(work, now)
-            return
+            return None
         try:
-            self._encode(work)
+            return self._encode(work)
         except Exception as error:
             raise PipelineError(self._failure(error)) from error
 
@@ -191,12 +201,13 @@ class _Layer:
         self.keyframes_forced += 1
         return True
 
-    def _encode(self, work: _Work) -> None:
+    def _encode(self, work: _Work) -> VideoFrame | None:
         if not self.active:
-            return
+            return None
         scaled = self.encoder.scale(work.frame, work.colorspace)
         keyframe = self._take_keyframe(self.owner.clock())
         self._emit(self.encoder.encode(scaled, work.pts, keyframe), work.arrival_ns)
+        return scaled
 
     def _run(self) -> None:
         clock = self.owner.clock
@@ -441,9 +452,10 @@ class Transcoder:
             self.on_event(InputStateChanged(*self.input_state.snapshot()))
         work = _Work(frame, pts * 9 // 100, arrival_ns, frame.colorspace)
         now = self.clock()
+        previous: VideoFrame | None = None  # the last layer's picture, when the layers go in turn
         for layer in self._layers.values():  # HIGH first: inline, the biggest picture should wait least
             if layer.active:
-                layer.offer(work, now)
+                previous = layer.offer(_cascade(work, previous, layer.planned), now)
 
     def _start_layers(self, width: int, height: int) -> None:
         video = self.config.video
