@@ -25,6 +25,7 @@ from pyingress.room_server import RoomConnection, RoomServerOptions
 from pyingress.service import IngressService
 from pyingress.session.manager import PullDoor, SessionManager
 from pyingress.web.dashboard import Dashboard
+from pyingress.web.progress import ProgressApi
 
 # The modes pyingress runs in today; config.py knows every mode a config may name.
 BUILT_MODES = ("standalone", "livekit")
@@ -92,6 +93,11 @@ def dashboard(
     return Dashboard(config, plane.api, plane.control.changes, sessions, room, addresses)
 
 
+def progress_api(config: Config, sessions: SessionManager) -> ProgressApi:
+    """How far a file has played, for ``pyingress ingress watch`` (IngressState has no field for it)."""
+    return ProgressApi(sessions, {config.api_key: config.api_secret} if config.api_key else {})
+
+
 def build_service(config: Config) -> IngressService:
     """The service for ``config``; raises ConfigError for a mode that cannot run yet."""
     if config.mode not in BUILT_MODES:
@@ -128,7 +134,9 @@ def build_service(config: Config) -> IngressService:
             sessions=sessions,
             node=NodeMetrics(node_id, sessions, capacity),
             front_doors=doors,
-            http_parts=[dashboard(config, plane, sessions, room, doors)] if config.whip_port > 0 else [],
+            http_parts=[dashboard(config, plane, sessions, room, doors), progress_api(config, sessions)]
+            if config.whip_port > 0
+            else [],
         )
     except BaseException:  # e.g. an RTMPS certificate that does not load: the store opened above is closed
         control.store.close()

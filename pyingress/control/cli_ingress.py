@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from typing import TypeVar
@@ -38,6 +39,7 @@ from livekit.protocol.ingress import (
 from pyingress.control.cli_request import RequestFileError, read_request
 from pyingress.control.cli_watch import WatchError, watch
 from pyingress.control.protojson import to_json
+from pyingress.web.progress import PATH as PROGRESS_PATH
 
 # LiveKit's development secret ("secret") is shorter than the 32 bytes PyJWT recommends; LiveKit accepts such keys,
 # so PyJWT's warning would only repeat on every token.
@@ -107,6 +109,20 @@ class IngressClient:
 
     def delete(self, ingress_id: str) -> IngressInfo:
         return self.call("DeleteIngress", DeleteIngressRequest(ingress_id=ingress_id), IngressInfo)
+
+    def progress(self, ingress_id: str) -> tuple[float, float | None] | None:
+        """(seconds played, duration or None) of a URL ingress's file, from pyingress's own endpoint; None when
+        nothing is playing or the server is not pyingress (livekit-server has no such endpoint)."""
+        http_request = urllib.request.Request(
+            f"{self.url}{PROGRESS_PATH}/{urllib.parse.quote(ingress_id)}",
+            headers={"Authorization": f"Bearer {self._token()}"},
+        )
+        try:
+            with urllib.request.urlopen(http_request, timeout=REQUEST_TIMEOUT_S) as response:
+                body = json.loads(response.read())
+        except (urllib.error.URLError, ValueError):
+            return None
+        return float(body["position_s"]), body["duration_s"]
 
 
 def _describe_error(status: int, body: bytes) -> str:
@@ -230,7 +246,7 @@ def _watch(args: argparse.Namespace) -> int:
                 return []
             raise
 
-    return watch(load, args)
+    return watch(load, args, progress=client.progress)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -5,6 +5,10 @@ livekit-server alike, and prints a line when the status, the session, the error 
 
     19:02:10  IN_abc  BUFFERING   RT_xyz
     19:02:11  IN_abc  PUBLISHING  RT_xyz  video H264 1280×720 30 fps 2.0 Mb/s, audio opus 2 ch 128 kb/s
+    19:02:21  IN_abc  PUBLISHING  RT_xyz  video H264 …  played 0:10 of 10:00
+
+The "played" part is pyingress's own (a URL ingress's file, every 10 s of it; ``web/progress.py``): livekit-server
+has no such endpoint, so against it the lines are the state alone.
 
 ``--until PUBLISHING`` (or a comma-separated list) ends it with 0 when the ingress gets there, ``--timeout`` with 1
 when it does not; a deleted ingress ends it too (0, or 1 while waiting for a status).  Ctrl-C ends it quietly.
@@ -45,6 +49,22 @@ def describe(info: IngressInfo) -> tuple[str, ...]:
     return (status, state.resource_id, state.error, ", ".join(media))
 
 
+def played(progress: tuple[float, float | None] | None) -> str:
+    """ "played 1:00 of 10:00", in steps of 10 s so that a playing file prints a line every 10 s, not every poll."""
+    if progress is None:
+        return ""
+    position, duration = progress
+    shown = _clock(position // 10 * 10)
+    return f"played {shown} of {_clock(duration)}" if duration else f"played {shown} (live)"
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 def parse_until(value: str | None) -> set[str]:
     if not value:
         return set()
@@ -61,8 +81,9 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     out: Callable[[str], None] = print,
+    progress: Callable[[str], tuple[float, float | None] | None] | None = None,
 ) -> int:
-    """Follow ``args.ingress_id``; returns the exit code."""
+    """Follow ``args.ingress_id``; returns the exit code.  ``progress`` (pyingress only): how far a file has played."""
     until = parse_until(args.until)
     deadline = clock() + args.timeout if args.timeout else None
     last: tuple[str, ...] | None = None
@@ -77,6 +98,8 @@ def watch(
                 return 1 if until else 0
             info = items[0]
             shown = describe(info)
+            if progress is not None and info.state.status == IngressState.Status.ENDPOINT_PUBLISHING:
+                shown += (played(progress(info.ingress_id)),)
             if shown != last:
                 last = shown
                 if args.json:
