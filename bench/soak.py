@@ -14,6 +14,7 @@ change from the end of the first quarter (start-up done) to the end, and the plo
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
 
 HIGH = 2
-COLUMNS = ("RSS MB", "fds", "threads", "p50 ms", "p95 ms")
+COLUMNS = ("RSS MB", "fds", "threads", "p50 ms", "p95 ms", "load")
 
 
 @dataclass
@@ -44,16 +45,17 @@ class Sample:
     rss: float
     fds: int
     threads: int
-    p50: float
+    p50: float  # -1: /metrics did not answer in time (a starved machine): no figure for the interval
     p95: float
+    load: float  # the machine's 1-minute load average: what the latency columns are read against
 
     def values(self) -> tuple[float, ...]:
-        return (self.rss, self.fds, self.threads, self.p50, self.p95)
+        return (self.rss, self.fds, self.threads, self.p50, self.p95, self.load)
 
 
 def latency_buckets(port: int) -> dict[float, float]:
     """Cumulative counts per upper bound, summed over every track of every session."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         text = response.read().decode()
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
@@ -107,7 +109,7 @@ def svg_plot(samples: list[Sample], path: Path) -> None:
     )
 
 
-async def soak(minutes: float, every: float, work: Path) -> list[Sample]:
+async def soak(minutes: float, every: float, work: Path, width: int, height: int) -> list[Sample]:
     (work / "livekit").mkdir()
     livekit = LivekitPeer(work / "livekit").start()
     metrics_port = free_port()
@@ -122,7 +124,7 @@ async def soak(minutes: float, every: float, work: Path) -> list[Sample]:
                 info = await client.ingress.create_ingress(
                     CreateIngressRequest(input_type=IngressInput.RTMP_INPUT, room_name=room, participant_identity=room)
                 )
-                pattern = TestPattern(duration=minutes * 60 + 120)
+                pattern = TestPattern(width=width, height=height, duration=minutes * 60 + 120)
                 encoders.append(start_ffmpeg(pattern, f"{info.url}/{info.stream_key}", work / f"ffmpeg-{n}.log"))
                 viewer = await RoomSubscriber(livekit.ws_url, livekit.token(f"viewer-{n}", room)).__aenter__()
                 viewers.append(viewer)
@@ -134,16 +136,21 @@ async def soak(minutes: float, every: float, work: Path) -> list[Sample]:
             while True:
                 await asyncio.sleep(every)
                 tree = process_tree(peer.process.pid)
-                after = latency_buckets(metrics_port)
+                try:
+                    after: dict[float, float] | None = latency_buckets(metrics_port)
+                except OSError as error:  # URLError and timeouts: the interval goes without a latency figure
+                    print(f"  /metrics did not answer: {error}", flush=True)
+                    after = None
                 sample = Sample(
                     time.monotonic() - began,
                     sum(rss_mb(p) for p in tree),
                     sum(open_fds(p) for p in tree),
                     sum(threads(p) for p in tree),
-                    percentile(before, after, 0.5),
-                    percentile(before, after, 0.95),
+                    percentile(before, after, 0.5) if after is not None else -1,
+                    percentile(before, after, 0.95) if after is not None else -1,
+                    os.getloadavg()[0],
                 )
-                before = after
+                before = after if after is not None else before
                 samples.append(sample)
                 print(f"{sample.at:7.0f} " + " ".join(f"{v:9.1f}" for v in sample.values()), flush=True)
                 if sample.at >= minutes * 60:
@@ -165,11 +172,13 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--plot", type=Path, help="write the SVG here")
     parser.add_argument("--smoke", action="store_true", help="CI: half a minute, a sample every 5 s")
+    parser.add_argument("--size", default="1280x720", help="the encoders' picture (the default preset's ladder)")
     options = parser.parse_args()
     if options.smoke:
         options.minutes, options.every = 0.5, 5.0
     with tempfile.TemporaryDirectory(prefix="pyingress-soak-") as work:
-        samples = asyncio.run(soak(options.minutes, options.every, Path(work)))
+        width, height = (int(n) for n in options.size.split("x"))
+        samples = asyncio.run(soak(options.minutes, options.every, Path(work), width, height))
     if len(samples) >= 4:
         settled, last = samples[len(samples) // 4], samples[-1]
         change = ", ".join(
