@@ -10,7 +10,6 @@ that names it.
 from pyingress.config import Config, ConfigError
 from pyingress.control.admission import Admission, CpuAdmission
 from pyingress.control.ids import new_node_id
-from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPlane, open_livekit_control
 from pyingress.control.standalone import StandaloneControlPlane, open_standalone_control
 from pyingress.control.state import SessionRegistry
 from pyingress.ingest.door import FrontDoor
@@ -149,6 +148,9 @@ def build_livekit_worker(config: Config) -> IngressService:
     standalone ones."""
     if not config.ws_url:
         raise ConfigError("ws_url: required in livekit mode (the livekit-server whose rooms sessions publish into)")
+    # Here, not at the top: the psrpc plane brings redis-py, 6 MB of a standalone service's memory for nothing.
+    from pyingress.control.livekit_plane import BusSessionRegistry, LivekitControlPlane, open_livekit_control
+
     room = room_connection(config)
     bus, control = open_livekit_control(config)
     registry = BusSessionRegistry()
