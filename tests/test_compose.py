@@ -27,6 +27,7 @@ from pyingress.node_metrics import NodeMetrics
 from pyingress.room_server import RoomConnection
 from pyingress.session.manager import SessionManager
 from pyingress.web.dashboard import Dashboard
+from pyingress.web.progress import ProgressApi
 from tests.harness.ports import free_port, free_udp_port
 from tests.harness.processes import tcp_open
 
@@ -72,6 +73,7 @@ def test_standalone_is_composed_in_start_order(tmp_path: Path) -> None:
         RoomConnection,
         StandaloneControlPlane,
         Dashboard,  # shows the records, watches the sessions: closed after them
+        ProgressApi,  # how far a file has played (the CLI's watch)
         MediaWorkers,
         SessionManager,
         NodeMetrics,
