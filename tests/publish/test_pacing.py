@@ -102,3 +102,36 @@ def test_a_standing_delay_is_seen_even_when_frames_queue_behind_a_sleeping_one()
     assert waits[0] > 0.29
     assert max(waits[-50:]) < 0.03  # drained within the first trim windows
     assert pacer.stats.trimmed > 0.27
+
+
+def test_audio_late_by_its_muxing_keeps_video_waiting_with_it() -> None:
+    """FFmpeg's mpegts muxer sends ~8 AAC frames (~170 ms) per audio PES: each Opus frame is ready only when its PES
+    arrives.  The clock anchored on that audio (it comes out of the pipeline before the first encoded picture), every
+    video frame waits for the audio of its instant and both leave together.  That is what keeps lip sync at a
+    LiveKit viewer: the server gives each subscribed track its own media stream unless the room syncs streams, so
+    the viewer does not align them by sender reports, only by when they arrive (docs/performance.md, SRT)."""
+    pacer = FramePacer()
+    aac, pes = 1024 / 48_000, 8
+    frames = []  # (arrival, key, media time, keyframe)
+    for i in range(12, 300):  # video from 0.4 s: 30 fps, out of the pipeline 40 ms after its time
+        frames.append((i / 30 + 0.04, VIDEO, i / 30, i % 60 == 12))
+    opus = 0
+    for first in range(0, 464, pes):  # audio: 20 ms Opus frames, ready when the PES completing them arrives
+        end = (first + pes) * aac
+        while (opus + 1) * 0.02 <= end:
+            frames.append((end + 0.005, "audio", opus * 0.02, True))
+            opus += 1
+    frames.sort(key=lambda frame: frame[0])
+    sent: dict[object, list[tuple[float, float]]] = {VIDEO: [], "audio": []}  # (media time, sent at)
+    for arrival, key, media, keyframe in frames:
+        decision = pacer.decide(key, media, keyframe, now=arrival)
+        assert decision.action is Action.SEND, (key, media)
+        sent[key].append((media, arrival + decision.delay))
+    # the same instant leaves on both tracks together (audio at worst one Opus frame late: 20 ms frames cut from
+    # 21.3 ms AAC ones do not all end where a PES does) ...
+    for media, at in sent["audio"]:
+        assert -1e-9 <= at - pacer.clock.due(media) < 0.02
+    video_waits = [at - (media + 0.04) for media, at in sent[VIDEO]]
+    # ... so video waits for the audio's muxing, ~170 ms after the audio's own pipeline less video's 40 ms
+    assert all(abs(wait - (pes * aac + 0.005 - 0.04)) < 1e-6 for wait in video_waits)
+    assert pacer.stats.trimmed == 0.0 and pacer.stats.dropped_late == 0
