@@ -7,9 +7,10 @@ aiortc's ICE and DTLS transports directly (``webrtc/receive.py``) and answers th
 - one BUNDLE transport for every accepted section (WHIP requires max-bundle, RFC 9725 §4.2), our ICE credentials,
   every gathered candidate in every accepted section (a publisher reads whichever it likes), no trickle;
 - per accepted section: ``recvonly``, the single codec chosen (no RTX, RED or FEC: a lost packet is NACKed and
-  resent on its own SSRC, which keeps one SSRC per layer), its fmtp and the feedback we act on (NACK, PLI, FIR);
-  the header extensions we read (mid, rtp-stream-id, abs-send-time) under the offer's ids; the offer's rids as
-  ``a=rid:<rid> recv`` and ``a=simulcast:recv`` in the offer's order;
+  resent on its own SSRC, which keeps one SSRC per layer), its fmtp and the feedback we act on (NACK, PLI, FIR,
+  transport-cc — or REMB for a publisher without it); the header extensions we read (mid, rtp-stream-id,
+  abs-send-time, transport-wide sequence numbers) under the offer's ids; the offer's rids as ``a=rid:<rid> recv``
+  and ``a=simulcast:recv`` in the offer's order;
 - a section we do not take (a second kind we cannot decode, a data channel) is rejected with port 0.
 - DTLS role: the publisher's ``actpass`` makes us ``passive`` (the publisher starts the handshake as soon as ICE
   works, which saves a round trip); an ``active`` publisher makes us passive too, a ``passive`` one active.
@@ -20,13 +21,14 @@ from dataclasses import dataclass
 
 from pyingress.ingest.whip.offer import Codec, OfferedMedia, WhipOffer
 from pyingress.webrtc.sdp import MID_URI, RID_URI, join_sections
+from pyingress.webrtc.transport_cc import TRANSPORT_CC_URI
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-ACCEPTED_EXTENSIONS = (MID_URI, RID_URI, ABS_SEND_TIME_URI)
+ACCEPTED_EXTENSIONS = (MID_URI, RID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI)
 START_BITRATE_KBPS = 2500  # the default preset's 720p ladder: 1.7 + 0.6 + 0.2 Mb/s
 ACCEPTED_FEEDBACK = {
-    "video": ("nack", "nack pli", "ccm fir", "goog-remb"),
-    "audio": (),
+    "video": ("nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"),
+    "audio": ("transport-cc",),
 }
 
 
@@ -37,6 +39,14 @@ class LocalTransport:
     fingerprint: tuple[str, str]  # (algorithm, value), e.g. ("sha-256", "AB:CD:…")
     candidates: tuple[str, ...]  # "candidate:…"
     session_id: int = 1
+
+
+def uses_transport_cc(media: OfferedMedia, codec: Codec) -> bool:
+    """Transport-cc is answered whenever offered with its header extension, and then REMB is not: the publisher
+    estimates the path from our feedback (``webrtc/transport_cc.py``) instead of being told a rate.  Without the
+    extension there are no sequence numbers to report, and a sender told to expect feedback that never comes
+    lowers its estimate step by step (measured with Chromium: 2.5 → 0.5 Mb/s in 10 s)."""
+    return "transport-cc" in codec.feedback and TRANSPORT_CC_URI in media.extensions
 
 
 def dtls_role(offer_setup: str) -> str:
@@ -86,22 +96,25 @@ def _accepted(media: OfferedMedia, codec: Codec, local: LocalTransport, setup: s
         f"a=setup:{setup}",
         f"a=mid:{media.mid}",
     ]
+    transport_cc = uses_transport_cc(media, codec)
     for uri, extension_id in media.extensions.items():
-        if uri in wanted and (uri != RID_URI or media.rids):
+        if uri in wanted and (uri != RID_URI or media.rids) and (uri != TRANSPORT_CC_URI or transport_cc):
             lines.append(f"a=extmap:{extension_id} {uri}")
     lines += ["a=recvonly", "a=rtcp-mux"]
     if media.rtcp_rsize:
         lines.append("a=rtcp-rsize")
     channels = f"/{codec.channels}" if media.kind == "audio" and codec.channels > 1 else ""
     lines.append(f"a=rtpmap:{pt} {codec.name}/{codec.clock_rate}{channels}")
+    bandwidth = "transport-cc" if transport_cc else "goog-remb"  # one of the two, never both
     for feedback in ACCEPTED_FEEDBACK.get(media.kind, ()):
-        if feedback in codec.feedback:
+        if feedback in codec.feedback and (feedback not in ("transport-cc", "goog-remb") or feedback == bandwidth):
             lines.append(f"a=rtcp-fb:{pt} {feedback}")
     parameters = codec.fmtp()
-    if media.kind == "video" and "goog-remb" in codec.feedback:
-        # Chromium starts at 300 kb/s and scales a 720p camera down to fit; the REMB we send lifts its estimate
-        # within two seconds, but its encoder takes ~20 s to scale back up.  Starting where REMB will put it
-        # anyway skips that (an offer-side Chromium extension, ignored by everyone else).
+    if media.kind == "video" and ("goog-remb" in codec.feedback or transport_cc):
+        # Chromium starts at 300 kb/s and scales a 720p camera down to fit; its estimate (from our transport-wide
+        # feedback, or the REMB we send) rises within seconds, but its encoder takes ~20 s to scale back up.
+        # Starting at the ladder's rate skips that (an offer-side Chromium extension, ignored by everyone else);
+        # with transport-cc, a path that cannot carry it is found within a second and the rate backs off.
         parameters = ";".join(p for p in (parameters, f"x-google-start-bitrate={START_BITRATE_KBPS}") if p)
     if parameters:
         lines.append(f"a=fmtp:{pt} {parameters}")

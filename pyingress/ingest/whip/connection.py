@@ -26,7 +26,13 @@ from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCR
 from pyingress.control.errors import SOURCE_NOT_READY, UNSUPPORTED_DECODE_FORMAT
 from pyingress.ingest.flow import FlowPolicy
 from pyingress.ingest.source import EndReason, MediaSource
-from pyingress.ingest.whip.answer import ACCEPTED_EXTENSIONS, LocalTransport, build_answer, dtls_role
+from pyingress.ingest.whip.answer import (
+    ACCEPTED_EXTENSIONS,
+    LocalTransport,
+    build_answer,
+    dtls_role,
+    uses_transport_cc,
+)
 from pyingress.ingest.whip.errors import ICE_GATHERING_TIMEOUT, INVALID_RESTART_REQUEST
 from pyingress.ingest.whip.offer import Codec, WhipOffer, choose_codec
 from pyingress.ingest.whip.receiver import TrackPlan, WhipReceiver
@@ -103,7 +109,8 @@ class WhipConnection:
                     rids=media.rids,
                     pli="nack pli" in codec.feedback,
                     fir="ccm fir" in codec.feedback,
-                    remb="goog-remb" in codec.feedback,
+                    remb="goog-remb" in codec.feedback and not uses_transport_cc(media, codec),
+                    transport_cc=uses_transport_cc(media, codec),
                 )
             )
         if not plans:

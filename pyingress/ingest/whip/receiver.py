@@ -14,11 +14,13 @@ rid order HIGH, MEDIUM, LOW as livekit/ingress), a ``FrameAssembler``, the codec
   encoder's delay after audio).  Pass-through keeps the arrival anchor: moving a forwarded stream's clock back
   would squeeze the timestamps of the frames in between.  A stream never goes backwards (a step back is held
   1 ms after the last frame): pass-through would read it as B-frames.
-- RTCP out, once a second: receiver reports (loss, jitter, LSR/DLSR, so the publisher's own estimate works and
-  browsers stop tagging packets with rid/mid), REMB when negotiated, and NACKs as gaps appear (``nack_due``).
-  Bandwidth: Chromium trusts a REMB in its first two seconds without loss (libwebrtc's start phase) and jumps to
-  it; the answer's ``x-google-start-bitrate`` makes its encoder start at full size (``answer.py``).  Transport-cc
-  is not answered: feedback of ours made Chromium settle at ~90 kb/s here (cause not found; REMB works).
+- RTCP out: receiver reports once a second (loss, jitter, LSR/DLSR, so the publisher's own estimate works and
+  browsers stop tagging packets with rid/mid), NACKs as gaps appear (``nack_due``), and for bandwidth either
+  transport-wide feedback every ``FEEDBACK_INTERVAL`` (when the publisher offered transport-cc, as browsers do:
+  every packet's arrival, from which the publisher estimates the path and backs off under congestion or loss,
+  ``webrtc/transport_cc.py``) or else REMB once a second (a cap only: Chromium trusts a REMB in its first two
+  seconds without loss and jumps to it, and backs off on the loss our receiver reports count).  The answer's
+  ``x-google-start-bitrate`` makes Chromium's encoder start at full size either way (``answer.py``).
 """
 
 import logging
@@ -49,6 +51,7 @@ from pyingress.ingest.whip.assembler import FrameAssembler, unwrap
 from pyingress.ingest.whip.depacketize import DepacketizeError, frame_of, is_frame_start
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription, layer_of_rid_index
 from pyingress.metrics import WHIP_RTP
+from pyingress.webrtc.transport_cc import TransportFeedback
 
 log = logging.getLogger("pyingress.whip")
 
@@ -56,6 +59,9 @@ MICROS = Fraction(1, 1_000_000)
 KEYFRAME_INTERVAL = 0.3  # s between two keyframe requests for one SSRC
 # What we tell a browser it may send (REMB): the presets' top layer is 1080p at 4.5 Mb/s plus the lower ones.
 REMB_BITRATE = 10_000_000
+# Transport-wide feedback this often: libwebrtc's receivers send every 50-250 ms (100 ms by default); a shorter
+# interval lets the sender's estimate react sooner, at ~20 small RTCP packets a second.
+FEEDBACK_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class TrackPlan:
     pli: bool = True  # the publisher accepts PLI (else FIR, if ``fir``)
     fir: bool = False
     remb: bool = False
+    transport_cc: bool = False  # the publisher numbers its packets transport-wide and wants feedback
 
     def layer_of(self, rid: str | None) -> int | None:
         if not self.rids:
@@ -145,6 +152,8 @@ class WhipReceiver:
         self.kinds_seen: set[str] = set()
         self.sender_clock_offset: float | None = None  # ours minus the publisher's NTP clock, seconds
         self._exported: dict[str, int] = {}  # what the Prometheus totals already have of this publisher
+        self.transport_feedback = TransportFeedback() if any(t.transport_cc for t in tracks) else None
+        self._feedback_at = 0.0
         source.on_keyframe_request(self.request_keyframe)
 
     def describe(self) -> None:
@@ -159,6 +168,9 @@ class WhipReceiver:
         self.counters.packets += 1
         self.counters.bytes += len(packet.payload)
         self.last_packet_at = now
+        sequence = packet.extensions.transport_sequence_number
+        if sequence is not None and self.transport_feedback is not None:
+            self.transport_feedback.on_packet(sequence, int(now * 1_000_000), packet.ssrc)
         stream = self.streams.get(packet.ssrc) or self._new_stream(packet)
         if stream is None:
             self.counters.unknown += 1
@@ -190,8 +202,13 @@ class WhipReceiver:
     # -- the timers the connection runs -----------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Give up on gaps that waited long enough (every few ms while a gap is open)."""
+        """Give up on gaps that waited long enough (every few ms while a gap is open); transport-wide feedback."""
         now = self.clock()
+        if self.transport_feedback is not None and now - self._feedback_at >= FEEDBACK_INTERVAL:
+            self._feedback_at = now
+            feedback = self.transport_feedback.feedback(self.rtcp_ssrc)
+            if feedback:
+                self._send(b"".join(feedback))
         for stream in list(self.streams.values()):
             for frame in stream.assembler.poll(now):
                 self._forward(stream, frame.timestamp, frame.payloads, frame.after_loss, now)
@@ -212,6 +229,7 @@ class WhipReceiver:
             "lost": sum(s.assembler.counters.lost for s in streams),
             "keyframe_requests": self.counters.keyframe_requests,
             "frames_dropped": sum(s.dropped for s in streams),
+            "transport_feedback": self.transport_feedback.counters.packets if self.transport_feedback else 0,
         }
 
     def export(self) -> None:

@@ -5,7 +5,7 @@ from aiortc.sdp import SessionDescription
 from pyingress.ingest.whip.answer import LocalTransport, build_answer, dtls_role
 from pyingress.ingest.whip.offer import choose_codec, parse_offer
 from pyingress.webrtc.sdp import attribute_values, media_sections
-from tests.ingest.whip.offers import BROWSER_OFFER, SIMULCAST_OFFER, offer, video_section
+from tests.ingest.whip.offers import BROWSER_OFFER, SIMULCAST_OFFER, audio_section, offer, video_section
 
 LOCAL = LocalTransport(
     ice_ufrag="abcd",
@@ -63,3 +63,22 @@ def test_a_section_we_do_not_take_is_rejected_with_port_zero() -> None:
 
 def test_dtls_role_answers_the_offer() -> None:
     assert (dtls_role("actpass"), dtls_role("active"), dtls_role("passive")) == ("server", "server", "client")
+
+
+TRANSPORT_CC_EXTMAP = "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
+
+def test_transport_cc_is_answered_with_its_extension_and_then_remb_is_not() -> None:
+    text = offer(audio_section(extra=[TRANSPORT_CC_EXTMAP]), video_section(extra=[TRANSPORT_CC_EXTMAP]))
+    audio, video = media_sections(answer_for(text))
+    assert attribute_values(video, "rtcp-fb") == ["96 nack", "96 nack pli", "96 ccm fir", "96 transport-cc"]
+    assert TRANSPORT_CC_EXTMAP in video and TRANSPORT_CC_EXTMAP in audio
+    assert attribute_values(audio, "rtcp-fb") == ["111 transport-cc"]
+    assert attribute_values(video, "fmtp") == ["96 x-google-start-bitrate=2500"]
+
+
+def test_transport_cc_without_its_extension_is_not_answered() -> None:
+    """No sequence numbers, no feedback: a sender told to expect it would lower its estimate step by step."""
+    answer = answer_for(offer(audio_section(), video_section()))
+    assert "transport-cc" not in answer and "transport-wide-cc" not in answer
+    assert "a=rtcp-fb:96 goog-remb" in answer

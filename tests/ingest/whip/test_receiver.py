@@ -2,6 +2,7 @@
 MediaSource: layers named by rid, keyframe gating after a loss, keyframe requests as PLI per SSRC, receiver reports."""
 
 import asyncio
+import struct
 
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtp import (
@@ -16,8 +17,9 @@ from aiortc.rtp import (
 
 from pyingress.ingest.flow import FlowPolicy
 from pyingress.ingest.source import MediaSource
-from pyingress.ingest.whip.receiver import TrackPlan, WhipReceiver
+from pyingress.ingest.whip.receiver import FEEDBACK_INTERVAL, TrackPlan, WhipReceiver
 from pyingress.media.packets import EncodedPacket, StreamDescription
+from pyingress.webrtc.transport_cc import status_vector_chunk
 
 SPS = bytes([0x67, 0x42, 0xC0, 0x1F]) + b"\x11" * 8
 PPS = bytes([0x68, 0xCE, 0x3C, 0x80])
@@ -193,3 +195,33 @@ def test_passthrough_keeps_the_arrival_clock() -> None:
     rx.poll()
     first, second = [i for i in drain(source) if isinstance(i, EncodedPacket)]
     assert second.pts - first.pts == 33_333
+
+
+def test_transport_wide_feedback_reports_every_numbered_packet_with_the_newest_ssrc() -> None:
+    """With transport-cc negotiated: feedback every FEEDBACK_INTERVAL from ``poll``, naming the media SSRC the
+    publisher sends (libwebrtc ignores feedback about another), a gap reported as not received, and no REMB."""
+    source = MediaSource(protocol="whip", stream_key="k", resource_id="WH_x", flow=FlowPolicy.DROP_TO_KEYFRAME)
+    sent: list[bytes] = []
+    clock = Clock()
+    plans = [TrackPlan("video", 102, "h264", 90_000, transport_cc=True), TrackPlan("audio", 111, "opus", 48_000)]
+    rx = WhipReceiver(source, plans, send_rtcp=sent.append, rtcp_ssrc=7, max_wait=0.1, clock=clock)
+    packets = Sender(41).frame(SPS, PPS, IDR)
+    for number, packet in enumerate(packets):
+        if number == 1:
+            continue  # lost on the way
+        packet.extensions.transport_sequence_number = 500 + number
+        clock.now += 0.001
+        rx.on_rtp(packet, 0)
+    sent.clear()
+    clock.now += FEEDBACK_INTERVAL
+    rx.poll()
+    (data,) = [d for d in sent if d[1] == 205 and d[0] & 0x1F == 15]
+    sender, media, base, count = struct.unpack("!LLHH", data[4:16])
+    assert (sender, media, base, count) == (7, 41, 500, len(packets))
+    assert data[20:22] == status_vector_chunk([1, 0] + [1] * (len(packets) - 2))
+    rx.poll()  # nothing new since: nothing sent
+    assert len([d for d in sent if d[1] == 205 and d[0] & 0x1F == 15]) == 1
+    sent.clear()
+    rx.report()
+    assert not any(isinstance(p, RtcpPsfbPacket) for p in RtcpPacket.parse(sent[0]))  # no REMB beside it
+    assert rx.totals()["transport_feedback"] == 1
