@@ -37,8 +37,7 @@ class CandidateRewritingProxy:
         self.relays = {True: relay, False: relay_back}  # keyed by "from the server"
         self.port = free_port()
         self.rewritten = 0
-        # One publisher connection at a time is what the chaos case needs: one UDP candidate each way.
-        self._udp_given = {True: False, False: False}
+        self.candidates: list[str] = []  # what was done to each candidate, for a failing test's message
         self._runner: web.AppRunner | None = None
 
     @property
@@ -67,9 +66,9 @@ class CandidateRewritingProxy:
                 return web.Response(status=exc.status, text=exc.message)
             client = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
             await client.prepare(request)
-            self._udp_given = {True: False, False: False}
-            up = asyncio.create_task(self._pump(client, upstream, from_server=False))
-            down = asyncio.create_task(self._pump(upstream, client, from_server=True))
+            given: dict[bool, bool] = {}  # per connection and way: a UDP candidate was passed on
+            up = asyncio.create_task(self._pump(client, upstream, given, from_server=False))
+            down = asyncio.create_task(self._pump(upstream, client, given, from_server=True))
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             for task in (up, down):
                 task.cancel()
@@ -82,12 +81,13 @@ class CandidateRewritingProxy:
         self,
         source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
         sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        given: dict[bool, bool],
         *,
         from_server: bool,
     ) -> None:
         async for message in source:
             if message.type == aiohttp.WSMsgType.BINARY:
-                data = self._rewrite(message.data, from_server)
+                data = self._rewrite(message.data, given, from_server)
                 if data is not None:
                     await sink.send_bytes(data)
             elif message.type == aiohttp.WSMsgType.TEXT:
@@ -97,7 +97,7 @@ class CandidateRewritingProxy:
         with contextlib.suppress(ConnectionError):
             await sink.close()
 
-    def _rewrite(self, data: bytes, from_server: bool) -> bytes | None:
+    def _rewrite(self, data: bytes, given: dict[bool, bool], from_server: bool) -> bytes | None:
         message: rtc.SignalResponse | rtc.SignalRequest = rtc.SignalResponse() if from_server else rtc.SignalRequest()
         message.ParseFromString(data)
         kind = message.WhichOneof("message")
@@ -106,7 +106,7 @@ class CandidateRewritingProxy:
             lines = []
             for line in description.sdp.split("\r\n"):
                 if line.startswith("a=candidate:"):
-                    rewritten = self._candidate(line[2:], from_server)
+                    rewritten = self._candidate(line[2:], given, from_server)
                     if rewritten is None:
                         continue
                     line = "a=" + rewritten
@@ -114,7 +114,7 @@ class CandidateRewritingProxy:
             description.sdp = "\r\n".join(lines)
         elif kind == "trickle" and message.trickle.target == rtc.SignalTarget.PUBLISHER:
             init = json.loads(message.trickle.candidateInit)
-            rewritten = self._candidate(init.get("candidate", ""), from_server)
+            rewritten = self._candidate(init.get("candidate", ""), given, from_server)
             if rewritten is None:
                 return None
             init["candidate"] = rewritten
@@ -123,12 +123,16 @@ class CandidateRewritingProxy:
             return data
         return message.SerializeToString()
 
-    def _candidate(self, candidate: str, from_server: bool) -> str | None:
+    def _candidate(self, candidate: str, given: dict[bool, bool], from_server: bool) -> str | None:
         rewritten = candidate_to_relay(candidate, self.relays[from_server])
+        way = "server" if from_server else "client"
         if rewritten == candidate:
+            self.candidates.append(f"{way} kept {candidate}")
             return candidate  # not UDP (or end-of-candidates)
-        if self._udp_given[from_server]:
+        if given.get(from_server):
+            self.candidates.append(f"{way} dropped {candidate}")
             return None
-        self._udp_given[from_server] = True
+        self.candidates.append(f"{way} {candidate} -> {rewritten}")
+        given[from_server] = True
         self.rewritten += 1
         return rewritten
