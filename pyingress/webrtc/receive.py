@@ -13,15 +13,25 @@ Private aiortc names relied on (pinned 1.16.0, exercised by ``tests/webrtc/test_
 and the receiver protocol it calls (``_handle_rtp_packet``, ``_handle_rtcp_packet``, ``_handle_disconnect``);
 for an ICE restart (exercised by ``tests/e2e/test_whip_browser.py``) ``RTCDtlsTransport._transport``, through
 which it reads and writes every datagram, and aioice's ``Connection._queue`` (one ignorable datagram wakes a read
-parked on the old agent).
+parked on the old agent); for arrival times aioice's ``Connection._protocols`` (their asyncio datagram transports).
+
+Arrival times: transport-wide congestion feedback tells the publisher when each packet arrived, and the publisher
+reads a growing delay as congestion.  Stamped when Python gets to a datagram, a busy event loop (or a busy shared
+host) looks like a congested path and the browser backs off for nothing.  So the UDP sockets have the kernel stamp
+each datagram as it arrives (``SO_TIMESTAMPNS``), read with ``recvmsg`` by ``KernelArrivals``, and the sink gets
+that time (on the monotonic clock) for each RTP packet.
 """
 
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceServer, RTCIceTransport
 from aiortc.rtcdtlstransport import RTCDtlsFingerprint, RTCDtlsParameters
@@ -31,7 +41,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
 )
-from aiortc.rtp import AnyRtcpPacket, RtpPacket
+from aiortc.rtp import AnyRtcpPacket, RtpPacket, is_rtcp
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 from pyingress.webrtc.ice import gathering_from
@@ -55,7 +65,8 @@ def shared_certificate() -> RTCCertificate:
 class RtpSink(Protocol):
     """What receives the packets (called on the event loop, in arrival order)."""
 
-    def on_rtp(self, packet: RtpPacket, arrival_ms: int) -> None: ...
+    def on_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        """``arrival``: when the datagram reached this host, on ``time.monotonic``'s clock."""
 
     def on_rtcp(self, packet: AnyRtcpPacket) -> None: ...
 
@@ -78,15 +89,91 @@ class RemoteParameters:
     dtls_role: str  # ours: "server" or "client"
 
 
+SO_TIMESTAMPNS = 35  # Linux (asm-generic/socket.h); the control message carrying the stamp has the same number
+_TIMESPEC = struct.Struct("@qq")
+_KEPT = 4096  # stamps of packets nobody took (a payload type not ours, a failed decryption) are dropped beyond this
+
+
+class KernelArrivals:
+    """The kernel's receive time of every SRTP packet on an ICE agent's sockets, by (SSRC, sequence number) — in
+    the clear in SRTP's header — converted to ``time.monotonic``'s clock.
+
+    ``watch(ice)`` pauses each socket's asyncio transport and reads a duplicate of its descriptor with ``recvmsg``
+    instead, handing every datagram on to aioice's protocol as the transport would; ``close()`` gives them back."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[tuple[int, int], float] = {}
+        self.stamped = 0  # packets whose stamp was taken
+        self._watched: list[tuple[RTCIceTransport, socket.socket, Any]] = []  # (agent, duplicate, its transport)
+
+    def watch(self, ice: RTCIceTransport) -> None:
+        loop = asyncio.get_running_loop()
+        for protocol in list(ice._connection._protocols):
+            transport: Any = getattr(protocol, "transport", None)
+            original = transport.get_extra_info("socket") if transport is not None else None
+            if original is None or original.type != socket.SOCK_DGRAM:
+                continue
+            try:
+                duplicate = socket.socket(fileno=os.dup(original.fileno()))
+                duplicate.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                duplicate.setblocking(False)
+            except OSError as error:
+                logger.debug("no kernel arrival times: %s", error)
+                continue
+            transport.pause_reading()
+            loop.add_reader(duplicate.fileno(), self._read, duplicate, protocol)
+            self._watched.append((ice, duplicate, transport))
+
+    def take(self, ssrc: int, sequence: int) -> float | None:
+        arrival = self.stamps.pop((ssrc, sequence), None)
+        if arrival is not None:
+            self.stamped += 1
+        return arrival
+
+    def forget(self, ice: RTCIceTransport | None = None) -> None:
+        """Give ``ice``'s sockets (every agent's when None) back to their transports."""
+        loop = asyncio.get_running_loop()
+        for entry in [w for w in self._watched if ice is None or w[0] is ice]:
+            _, duplicate, transport = entry
+            loop.remove_reader(duplicate.fileno())
+            duplicate.close()
+            if not transport.is_closing():
+                transport.resume_reading()
+            self._watched.remove(entry)
+
+    def _read(self, sock: socket.socket, protocol: asyncio.DatagramProtocol) -> None:
+        for _ in range(64):  # what queued up since the last wake-up, in one go
+            try:
+                data, ancillary, _flags, address = sock.recvmsg(65536, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                protocol.error_received(error)
+                return
+            if len(data) >= 12 and 128 <= data[0] < 192 and not is_rtcp(data):
+                for level, kind, value in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+                        seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                        waited = time.time() - (seconds + nanoseconds / 1e9)
+                        key = (int.from_bytes(data[8:12], "big"), int.from_bytes(data[2:4], "big"))
+                        self.stamps[key] = time.monotonic() - max(0.0, waited)
+                if len(self.stamps) > _KEPT:
+                    for old in list(self.stamps)[: _KEPT // 2]:
+                        del self.stamps[old]
+            protocol.datagram_received(data, address)
+
+
 class _RouterHook:
     """The object aiortc's RTP router calls; forwards to the sink (its methods are aiortc's receiver protocol)."""
 
-    def __init__(self, sink: RtpSink, on_disconnect: Callable[[], None]) -> None:
+    def __init__(self, sink: RtpSink, on_disconnect: Callable[[], None], arrivals: KernelArrivals) -> None:
         self.sink = sink
         self.on_disconnect = on_disconnect
+        self.arrivals = arrivals
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        self.sink.on_rtp(packet, arrival_time_ms)
+        arrival = self.arrivals.take(packet.ssrc, packet.sequence_number)
+        self.sink.on_rtp(packet, time.monotonic() if arrival is None else arrival)
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         self.sink.on_rtcp(packet)
@@ -112,6 +199,7 @@ class ReceiveTransport:
         self.failed = asyncio.Event()
         self.closed = False
         self._hook: _RouterHook | None = None
+        self.arrivals = KernelArrivals()
         self._restarts: set[asyncio.Task[None]] = set()
         self.restarts = 0  # ICE restarts completed
         self.dtls.on("statechange", self._dtls_state)
@@ -136,7 +224,7 @@ class ReceiveTransport:
         extensions: Sequence[RTCRtpHeaderExtensionParameters],
     ) -> None:
         """Route every RTP packet of ``codecs``' payload types, and RTCP about their SSRCs, to ``sink``."""
-        self._hook = _RouterHook(sink, self._disconnected)
+        self._hook = _RouterHook(sink, self._disconnected, self.arrivals)
         parameters = RTCRtpReceiveParameters(codecs=list(codecs), headerExtensions=list(extensions))
         self.dtls._register_rtp_receiver(self._hook, parameters)
 
@@ -146,6 +234,7 @@ class ReceiveTransport:
         if self.ice.state != "completed" or self.closed:
             self.failed.set()
             return False
+        self.arrivals.watch(self.ice)
         self.dtls._set_role(remote.dtls_role)
         fingerprints = [RTCDtlsFingerprint(algorithm, value) for algorithm, value in remote.fingerprints]
         await self.dtls.start(RTCDtlsParameters(fingerprints=fingerprints))
@@ -179,6 +268,7 @@ class ReceiveTransport:
         old.remove_listener("statechange", self._ice_state)
         ice.on("statechange", self._ice_state)
         self.ice, self.gatherer = ice, ice.iceGatherer
+        self.arrivals.watch(ice)
         self.dtls._transport = ice
         # The DTLS read loop may be parked on the old agent's queue: one ignorable datagram moves it along.
         old._connection._queue.put_nowait((b"\x00", 1))
@@ -186,6 +276,7 @@ class ReceiveTransport:
         try:
             await asyncio.sleep(1.0)  # what the old path still carries
         finally:
+            self.arrivals.forget(old)
             await old.stop()
 
     async def send_rtcp(self, data: bytes) -> bool:
@@ -206,6 +297,7 @@ class ReceiveTransport:
             task.cancel()
         if self._hook is not None:
             self.dtls._unregister_rtp_receiver(self._hook)
+        self.arrivals.forget()
         with contextlib.suppress(Exception):
             await self.dtls.stop()
         with contextlib.suppress(Exception):

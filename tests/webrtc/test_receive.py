@@ -2,6 +2,7 @@
 of the negotiated payload types to our sink (no aiortc receiver, no decoding), RTCP from us back to the sender."""
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,12 @@ from tests.harness.whip_publisher import LoopTrack, _capability, encode_video
 class Sink:
     def __init__(self) -> None:
         self.rtp: list[RtpPacket] = []
+        self.late: list[float] = []  # how long before we got each packet the kernel had it (s)
         self.rtcp: list[AnyRtcpPacket] = []
         self.got = asyncio.Event()
 
-    def on_rtp(self, packet: RtpPacket, arrival_ms: int) -> None:
+    def on_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        self.late.append(time.monotonic() - arrival)
         self.rtp.append(packet)
         if len(self.rtp) >= 30:
             self.got.set()
@@ -79,6 +82,9 @@ async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(
             assert await transport.connect(remote)
             await sink.got.wait()
         assert {p.payload_type for p in sink.rtp} == {codec.payload_type}
+        # Every packet carries the kernel's receive time: before we read it, and not long before.
+        assert transport.arrivals.stamped >= len(sink.rtp) - 2, (transport.arrivals.stamped, len(sink.rtp))
+        assert all(0 <= late < 1.0 for late in sink.late), sink.late
         ssrc = sink.rtp[0].ssrc
         pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1234, media_ssrc=ssrc)
         assert await transport.send_rtcp(bytes(pli))
@@ -92,3 +98,4 @@ async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(
         await publisher.close()
         await transport.close()
     assert transport.closed and not await transport.send_rtcp(bytes(pli))
+    assert not transport.arrivals._watched  # the sockets were handed back

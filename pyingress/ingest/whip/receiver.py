@@ -163,14 +163,15 @@ class WhipReceiver:
 
     # -- RtpSink ----------------------------------------------------------------------------------------------
 
-    def on_rtp(self, packet: RtpPacket, arrival_ms: int) -> None:
+    def on_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        """``arrival``: when the datagram reached the host (monotonic s, the kernel's stamp), for transport-cc."""
         now = self.clock()
         self.counters.packets += 1
         self.counters.bytes += len(packet.payload)
         self.last_packet_at = now
         sequence = packet.extensions.transport_sequence_number
         if sequence is not None and self.transport_feedback is not None:
-            self.transport_feedback.on_packet(sequence, int(now * 1_000_000), packet.ssrc)
+            self.transport_feedback.on_packet(sequence, int(arrival * 1_000_000), packet.ssrc)
         stream = self.streams.get(packet.ssrc) or self._new_stream(packet)
         if stream is None:
             self.counters.unknown += 1

@@ -211,7 +211,7 @@ def test_transport_wide_feedback_reports_every_numbered_packet_with_the_newest_s
             continue  # lost on the way
         packet.extensions.transport_sequence_number = 500 + number
         clock.now += 0.001
-        rx.on_rtp(packet, 0)
+        rx.on_rtp(packet, clock.now - 0.0005)  # the kernel's stamp, half a millisecond before we read it
     sent.clear()
     clock.now += FEEDBACK_INTERVAL
     rx.poll()
