@@ -465,6 +465,8 @@ class Transcoder:
         parallel = self.config.parallel_layers
         if parallel is None:
             parallel = layers_in_parallel(self.plan.layers, video.frame_rate)
+        # Said before the encoders open (≈9 ms for a 720p ladder): the session's room join waits for this.
+        self.on_event(VideoLayersReady(self.video_codec, video.frame_rate, width, height, self.plan.layers))
         for planned in reversed(self.plan.layers):
             layer = _Layer(self, self.video_codec, planned, video.frame_rate, gop, parallel)
             if planned.quality in self._inactive:
@@ -472,7 +474,6 @@ class Transcoder:
             if planned.quality in self._wanted_keyframes:
                 layer.request_keyframe()
             self._layers[planned.quality] = layer
-        self.on_event(VideoLayersReady(self.video_codec, video.frame_rate, width, height, self.plan.layers))
 
     def _on_audio_frame(self, frame: AudioFrame, pts: int, arrival_ns: int) -> None:
         if pts < 0:
