@@ -11,7 +11,7 @@ LiveKit SDK viewers, in this process.  Scenarios:
 - ``unwatched``: 720p, nobody in the room, 60 s;
 - ``four``: four 720p sessions at once, a LOW viewer each (memory of four sessions);
 - ``density``: 1, 2, 3 … 720p sessions at once, a LOW viewer each, until a viewer gets fewer than 29 of the 30
-  frames a second over the last 30 s of a 50 s run (a frame dropped or late): the most sessions each held.
+  frames a second over the last 60 s of a 66 s run (frames dropped or late): the most sessions each held.
 
 Per run: CPU seconds of the ingress's whole process tree while streaming (livekit/ingress's handlers and pyingress's
 zygote and media workers included), ffmpeg spawned → first decoded frame at the first viewer, peak RSS of the tree
@@ -178,7 +178,7 @@ async def run_once(peers: Peers, side: str, scenario: Scenario, tag: str) -> Run
     run.cpu = max(last_cpu, sum(cpu_seconds(process_tree(root)).values())) - before
     firsts = [viewer.frames[0][0] - started for viewer in viewers if viewer.frames]
     run.first_frame = min(firsts) if firsts else None
-    window = (max(started + 2, ended - 30), ended - 1)
+    window = (max(started + 4, ended - 61), ended - 1)  # the last minute, or all of a shorter run past its start
     run.fps = [round(viewer.fps_between(*window), 1) for viewer in viewers]
     run.sizes = [viewer.usual_size(window[0]) for viewer in viewers]
     for viewer in viewers:
@@ -204,7 +204,7 @@ async def density(peers: Peers, side: str, limit: int) -> tuple[int, list[str]]:
     """The most 720p sessions (a LOW viewer each) that ``side`` holds in real time, trying 1, 2, … ``limit``."""
     held, notes = 0, []
     for count in range(1, limit + 1):
-        scenario = Scenario("density", "1280x720", None, (LOW,), 50, sessions=count)
+        scenario = Scenario("density", "1280x720", None, (LOW,), 66, sessions=count)
         run = await run_once(peers, side, scenario, f"n{count}")
         notes.append(f"{count} sessions: viewer fps {run.fps}, CPU {run.cpu / scenario.seconds:.2f} cores")
         print(f"  {side} density {count}: fps {run.fps}", flush=True)
@@ -295,7 +295,7 @@ async def main_async(options: argparse.Namespace) -> int:
             peers.stop()
     report(results, sides)
     if held:
-        print("\n== sessions per machine (720p default preset, one LOW viewer each, real time for 50 s) ==")
+        print("\n== sessions per machine (720p default preset, one LOW viewer each, real time for 60 s) ==")
         for side, (count, notes) in held.items():
             print(f"{side}: {count} sessions")
             for note in notes:
