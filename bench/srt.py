@@ -418,8 +418,9 @@ def main() -> int:
             results["receive"] = part_receive(seconds, work)
         if args.part in ("latency", "all"):
             # ffmpeg's mpegts muxer packs ~8 AAC frames per PES by default (pes_payload_size 2930 B), so audio
-            # arrives up to ~170 ms after its timestamp and the pipeline holds video back to stay in sync; an
-            # encoder muxing one frame per PES shows what pyingress itself adds.
+            # arrives up to ~170 ms after its timestamp and the room publisher's pacer holds video with it, for lip
+            # sync at viewers (docs/performance.md, SRT); an encoder muxing one frame per PES shows what pyingress
+            # itself adds.
             if args.muxing in ("default", "both"):
                 results["latency"] = asyncio.run(part_latency(runs, seconds, work / "default", False))
             if args.muxing in ("pes0", "both"):
