@@ -107,10 +107,11 @@ window.outbound = async () => {
   stats.forEach((s) => {
     if (s.type === "outbound-rtp" && s.kind === "video") found.push({
       rid: s.rid || "", width: s.frameWidth || 0, height: s.frameHeight || 0, frames: s.framesSent || 0,
-      bytes: s.bytesSent || 0, limitation: s.qualityLimitationReason || "", active: s.active});
+      bytes: s.bytesSent || 0, limitation: s.qualityLimitationReason || "", active: s.active,
+      target: s.targetBitrate || 0});
     if (s.type === "remote-inbound-rtp") found.push({
       remote: s.kind, lost: s.packetsLost, fraction: s.fractionLost, rtt: s.roundTripTime});
-    if (s.type === "candidate-pair" && s.nominated) found.push({
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") found.push({
       pair: s.state, available: s.availableOutgoingBitrate || 0, rtt: s.currentRoundTripTime || 0});
   });
   return found;
@@ -137,8 +138,11 @@ def _require_browser() -> None:
 class ChromiumPublisher:
     """``async with ChromiumPublisher() as browser: await browser.publish(endpoint, simulcast=True)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, video_file: Path | None = None) -> None:
+        """``video_file`` (MJPEG or Y4M, the size asked for): the fake camera plays it instead of its own picture,
+        which is too simple for the encoder to spend a 720p bitrate on."""
         _require_browser()
+        self.flags = FLAGS + ([f"--use-file-for-fake-video-capture={video_file}"] if video_file else [])
         self._playwright: Any = None
         self._browser: Any = None
         self.page: Any = None
@@ -148,7 +152,7 @@ class ChromiumPublisher:
         from playwright.async_api import async_playwright
 
         self._playwright = await async_playwright().start()
-        self._browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        self._browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, args=self.flags, headless=True)
         context = await self._browser.new_context()
         await context.route(PAGE_URL, lambda route: route.fulfill(status=200, content_type="text/html", body=PAGE))
         self.page = await context.new_page()

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-_RTCP_NAMES = {(205, 1): "nack", (206, 1): "pli", (206, 4): "fir", (206, 15): "remb", (201, 0): "rr"}
+_RTCP_NAMES = {
+    (205, 1): "nack",
+    (205, 15): "transport-cc",
+    (206, 1): "pli",
+    (206, 4): "fir",
+    (206, 15): "remb",
+    (201, 0): "rr",
+}
 
 
 @dataclass
