@@ -111,8 +111,8 @@ class KernelArrivals:
         for protocol in list(ice._connection._protocols):
             transport: Any = getattr(protocol, "transport", None)
             original = transport.get_extra_info("socket") if transport is not None else None
-            if original is None or original.type != socket.SOCK_DGRAM:
-                continue
+            if original is None or original.type != socket.SOCK_DGRAM or not hasattr(transport, "pause_reading"):
+                continue  # a TURN allocation (no socket of its own), or not a transport we know how to pause
             try:
                 duplicate = socket.socket(fileno=os.dup(original.fileno()))
                 duplicate.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
