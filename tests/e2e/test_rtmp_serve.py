@@ -3,7 +3,6 @@
 import asyncio
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from livekit.protocol.ingress import (
     ListIngressRequest,
     UpdateIngressRequest,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.livekit_peer import LivekitPeer
 from tests.harness.ports import free_port
+from tests.harness.prometheus import scrape
 from tests.harness.publishers import TestPattern, ffmpeg_command, start_ffmpeg
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.subscriber import RoomSubscriber
@@ -34,16 +33,6 @@ async def _create(client: api.LiveKitAPI, room: str, identity: str) -> tuple[str
         CreateIngressRequest(input_type=IngressInput.RTMP_INPUT, room_name=room, participant_identity=identity)
     )
     return info.ingress_id, info.url, info.stream_key
-
-
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def _push_briefly(url: str, log: Path) -> subprocess.CompletedProcess[str]:
@@ -82,7 +71,7 @@ async def test_rtmps_from_config_reaches_the_room(
             frames_out = ("pyingress_pipeline_events_total", (("name", "frames_out"), ("track", "MEDIUM")))
             deadline = time.monotonic() + 10
             while True:
-                metrics = await asyncio.to_thread(_scrape, metrics_port)
+                metrics = await asyncio.to_thread(scrape, metrics_port)
                 if metrics.get(frames_out, 0) >= 25 or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
