@@ -109,24 +109,15 @@ def preconnect(ws_url: str, token: str, options: PublisherOptions | None = None)
 
 
 async def close_preconnected(signal: "asyncio.Future[sig.SignalClient] | None") -> None:
-    """Leave with a pre-opened signal connection nobody used (the session ended before it published)."""
+    """Leave with a pre-opened signal connection nobody used (the session ended before it published); one still
+    joining is given up."""
     if signal is None:
         return
-    if not signal.done():  # still joining: leave once it has (it has its own timeout)
-        signal.add_done_callback(_leave_when_joined)
-        return
+    if not signal.done():
+        signal.cancel()
+        await asyncio.wait({signal})  # neither raises its outcome nor swallows a cancellation of ours
     if not signal.cancelled() and signal.exception() is None:
         await signal.result().close(leave=True)
-
-
-def _leave_when_joined(signal: "asyncio.Future[sig.SignalClient]") -> None:
-    if not signal.cancelled() and signal.exception() is None:
-        task = asyncio.ensure_future(signal.result().close(leave=True))
-        _LEAVING.add(task)
-        task.add_done_callback(_LEAVING.discard)
-
-
-_LEAVING: set["asyncio.Future[None]"] = set()  # leaves under way, held so that they are not collected half-done
 
 
 class RoomPublisher:

@@ -30,8 +30,8 @@ from pyingress.control.errors import (
     IngressError,
 )
 from pyingress.media.presets import LayerSpec, video_preset
-from pyingress.publish.livekit.token import ingress_join_token
 from pyingress.publish import room_publisher
+from pyingress.publish.livekit.token import ingress_join_token
 from pyingress.publish.room_publisher import (
     AudioTrackPlan,
     Disconnected,
@@ -41,6 +41,8 @@ from pyingress.publish.room_publisher import (
     Reconnecting,
     RoomPublisher,
     VideoTrackPlan,
+    close_preconnected,
+    preconnect,
 )
 from pyingress.room_server import RoomServerOptions, find_livekit_server
 from tests.harness.livekit_peer import API_KEY, API_SECRET, LivekitPeer
@@ -297,6 +299,28 @@ async def test_layers_paused_for_an_empty_room_resume_when_the_server_says_nothi
         await wait_for(lambda: frozenset() in session.layer_changes, 10, "every layer paused")
         await wait_for(lambda: session.layer_changes[-1] == frozenset({LOW, MEDIUM, HIGH}), 5, "resumed for good")
         assert session.layer_changes.count(frozenset()) == 1
+
+
+async def test_a_pre_opened_join_is_left_when_unused_and_given_up_while_connecting(livekit_server: LivekitPeer) -> None:
+    room = "publish-preconnect"
+    token = ingress_join_token(API_KEY, API_SECRET, room_name=room, identity="early", ingress_id="IN_test")
+    joined = preconnect(livekit_server.ws_url, token)
+    await joined
+    async with livekit_server.api() as client:
+        listed = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+        assert [p.identity for p in listed.participants] == ["early"]
+        await close_preconnected(joined)
+        async with asyncio.timeout(10):
+            while (await client.room.list_participants(api.ListParticipantsRequest(room=room))).participants:
+                await asyncio.sleep(0.1)
+    # A server that accepts the connection and never answers: the join is cancelled, nothing left pending.
+    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    joining = preconnect(f"ws://127.0.0.1:{port}", token)
+    await asyncio.sleep(0.2)
+    await close_preconnected(joining)
+    assert joining.cancelled()
+    silent.close()
 
 
 async def test_duplicate_identity_ends_with_room_disconnected(livekit_server: LivekitPeer) -> None:

@@ -518,6 +518,9 @@ class SignalClient:
         except (aiohttp.ClientError, OSError, TimeoutError, SignalProtocolError) as exc:
             await _close_session(http, owns)
             raise SignalClosed(f"signal connection failed: {type(exc).__name__}: {exc}") from None
+        except asyncio.CancelledError:  # given up by the caller (a session that ended while joining)
+            await _close_session(http, owns)
+            raise
         if isinstance(first, Left):
             await ws.close()
             await _close_session(http, owns)
