@@ -200,9 +200,12 @@ async def test_chromium_backs_off_to_a_narrow_path(
                 for r in relays:
                     r.close()
     target = max(s.target_bps for s in settled[len(settled) // 2 :])
-    assert target < 1.3 * LINK_BPS, f"Chromium aims at {target / 1e6:.2f} Mb/s through a 1 Mb/s link"
     if feedback == "remb":
-        return  # REMB (a fixed cap) leaves it to loss: measured, it fills the queue and loses ~20 % of its packets
+        # A fixed REMB cap leaves it to loss: it backs off from its 2.5 Mb/s start, but around the link's rate, with
+        # the queue full and 20-30 % of its packets lost there (measured; printed above).
+        assert target < 2.0 * LINK_BPS, f"Chromium aims at {target / 1e6:.2f} Mb/s through a 1 Mb/s link"
+        return
+    assert target < 1.2 * LINK_BPS, f"Chromium aims at {target / 1e6:.2f} Mb/s through a 1 Mb/s link"
     assert after.feedback["transport-cc"] > 100, after.feedback
     sent = sum(s.sent_bps for s in settled) / len(settled)
     assert 0.1 * LINK_BPS < sent < 1.1 * LINK_BPS, f"Chromium sends {sent / 1e6:.2f} Mb/s into a 1 Mb/s link"
