@@ -154,6 +154,7 @@ class TransportFeedback:
         self.arrivals: dict[int, int] = {}  # unwrapped sequence number → arrival (µs)
         self.highest: int | None = None
         self.window_start: int | None = None  # the first number the next feedback reports
+        self._oldest: int | None = None  # no arrival is kept below this number
         self.media_ssrc = 0
         self.feedback_count = 0
         self.counters = TransportFeedbackCounters()
@@ -173,6 +174,8 @@ class TransportFeedback:
             self.highest = extended
         if self.window_start is None or extended < self.window_start:
             self.window_start = extended
+        if self._oldest is None or extended < self._oldest:
+            self._oldest = extended
 
     def feedback(self, sender_ssrc: int) -> list[bytes]:
         if self.highest is None or self.window_start is None or self.window_start > self.highest:
@@ -188,8 +191,10 @@ class TransportFeedback:
             self.feedback_count = (self.feedback_count + 1) & 0xFF
         self.counters.packets += len(packets)
         self.window_start = self.highest + 1
-        for old in [s for s in self.arrivals if s < self.highest - HISTORY]:
-            del self.arrivals[old]
+        if self._oldest is not None:  # forget what fell HISTORY behind, number by number (amortised O(1))
+            while self._oldest < self.highest - HISTORY:
+                self.arrivals.pop(self._oldest, None)
+                self._oldest += 1
         return packets
 
     def _batches(self, start: int, end: int) -> Iterator[tuple[int, list[int | None]]]:

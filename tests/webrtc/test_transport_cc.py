@@ -205,3 +205,14 @@ def decode_chunks(data: bytes, count: int) -> list[int]:
         else:
             symbols += [(chunk >> (13 - i)) & 0x1 for i in range(14)]
     return symbols[:count]
+
+
+def test_arrivals_are_forgotten_once_far_behind() -> None:
+    feedback = TransportFeedback()
+    for n in range(40_000):
+        feedback.on_packet(n & 0xFFFF, 1_000_000 + n * 100, 1)
+        if n % 50 == 49:
+            feedback.feedback(9)
+    assert len(feedback.arrivals) <= (1 << 14) + 50
+    feedback.on_packet(19_999, 5_000_000_000, 1)  # 20,000 behind the highest: long forgotten, not reported
+    assert feedback.counters.too_old == 1 and feedback.window_start == 40_000
