@@ -14,11 +14,18 @@ a GOP burst from the source), every later frame would wait that much: a standing
 ``trim_window`` waited at least ``trim_threshold`` between arriving and going out, the clock is moved earlier by
 that wait (at most ``max_trim`` per window).  The wait is measured from the frame's *arrival*, not from when the
 send loop looks at it: frames queued behind a sleeping one are looked at just in time and would hide the delay.
+
+Audio late by its muxing moves the clock rather than being dropped: an MPEG-TS muxer may hold audio until a PES is
+full (FFmpeg's ~170 ms of AAC), so each PES's first frame comes that late.  Video then waits with the audio of its
+instant, which is what keeps lip sync at a LiveKit viewer (it plays each track as it arrives unless the room syncs
+streams), exactly as when that audio anchored the clock in the first place.
 """
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import Enum
+
+AUDIO = "audio"  # the audio stream's key (the room publisher's): late by its muxing, it moves the clock
 
 
 class Action(Enum):
@@ -75,6 +82,9 @@ class FramePacer:
     """Decides, per frame, whether to send it (and after how long) or drop it.  One instance per session."""
 
     max_late: float = 0.1
+    # Audio later than max_late but within this moves the clock instead of being dropped: an MPEG-TS muxer may send
+    # a PES of audio at once when it is full (FFmpeg: 2930 B ≈ 170 ms of AAC, or half its 0.7 s -muxdelay).
+    max_late_audio: float = 0.4
     resync_after: float = 0.5
     max_lead: float = 5.0
     trim_window: float = 1.0
@@ -114,6 +124,12 @@ class FramePacer:
             self.stats.resyncs += 1
             lateness, resynced = 0.0, True
         sendable = keyframe or not state.waiting_for_keyframe
+        if key == AUDIO and self.max_late < lateness <= self.max_late_audio:
+            # Audio late by its muxing (a whole PES at once) on a clock a picture anchored: move the clock to it,
+            # so video waits with it (lip sync, as when the audio anchored the clock) instead of dropping it.
+            self.clock.anchor(media_time, now)
+            self.stats.resyncs += 1
+            lateness, resynced = 0.0, True
         if lateness > self.max_late:
             if sendable and state.late_since is not None and now - state.late_since >= self.resync_after:
                 self.clock.anchor(media_time, now)

@@ -39,7 +39,7 @@ from pyingress.control.errors import (
 from pyingress.media.packets import OutputFrame
 from pyingress.publish.attributes import ParticipantAttributes
 from pyingress.publish.livekit import signal as sig
-from pyingress.publish.pacing import Action, FramePacer
+from pyingress.publish.pacing import AUDIO, Action, FramePacer
 from pyingress.publish.publication import (
     AudioTrackPlan,
     Disconnected,
@@ -459,7 +459,7 @@ class RoomPublisher:
             frame, written_at = await queue.get()
             join = self._join
             video = frame.kind == "video"
-            key = ("video", frame.quality) if video else "audio"
+            key = ("video", frame.quality) if video else AUDIO
             if join is None or not join.ready:
                 self.stats.dropped_disconnected += 1
                 if video:

@@ -28,11 +28,13 @@ def test_a_late_video_frame_is_dropped_and_the_layer_waits_for_a_keyframe() -> N
     assert (pacer.stats.dropped_late, pacer.stats.dropped_waiting_keyframe, pacer.stats.sent) == (1, 1, 4)
 
 
-def test_late_audio_is_dropped_alone() -> None:
-    pacer = FramePacer()
+def test_audio_later_than_any_muxing_is_dropped_alone() -> None:
+    pacer = FramePacer(max_late_audio=0.4)
     pacer.decide("audio", 0.0, True, now=0.0)
-    assert pacer.decide("audio", 0.02, True, now=0.2).action is Action.DROP
-    assert pacer.decide("audio", 0.2, True, now=0.2).action is Action.SEND
+    assert pacer.decide("audio", 0.02, True, now=0.52).action is Action.DROP  # 0.5 s late: a stall, not a PES
+    assert pacer.decide("audio", 0.52, True, now=0.52).action is Action.SEND
+    moved = pacer.decide("audio", 0.54, True, now=0.72)  # 180 ms late: one PES's worth, the clock follows it
+    assert moved.action is Action.SEND and moved.resynced
 
 
 def test_layers_are_gated_independently() -> None:
@@ -135,3 +137,33 @@ def test_audio_late_by_its_muxing_keeps_video_waiting_with_it() -> None:
     # ... so video waits for the audio's muxing, ~170 ms after the audio's own pipeline less video's 40 ms
     assert all(abs(wait - (pes * aac + 0.005 - 0.04)) < 1e-6 for wait in video_waits)
     assert pacer.stats.trimmed == 0.0 and pacer.stats.dropped_late == 0
+
+
+def test_audio_late_by_its_muxing_on_a_clock_video_anchored_moves_the_clock_instead_of_being_dropped() -> None:
+    """The first picture out before the first audio PES (a small picture, a quick encoder): each PES's first Opus
+    frame is ~170 ms behind a clock the picture set.  Dropping it would drop a fifth of the audio for good (the
+    on-time frames of each PES keep resetting the lateness); the clock moves to it once, and video waits with it."""
+    pacer = FramePacer()
+    aac, pes = 1024 / 48_000, 8
+    frames = []  # (arrival, key, media time, keyframe)
+    for i in range(0, 300):  # video from 0 s, out 20 ms after its time: it anchors the clock
+        frames.append((i / 30 + 0.02, VIDEO, i / 30, i % 60 == 0))
+    opus = 0
+    for first in range(0, 464, pes):
+        end = (first + pes) * aac
+        while (opus + 1) * 0.02 <= end:
+            frames.append((end + 0.005, "audio", opus * 0.02, True))
+            opus += 1
+    frames.sort(key=lambda frame: frame[0])
+    sent: dict[object, list[tuple[float, float]]] = {VIDEO: [], "audio": []}
+    for arrival, key, media, keyframe in frames:
+        decision = pacer.decide(key, media, keyframe, now=arrival)
+        if decision.action is Action.SEND:
+            sent[key].append((media, arrival + decision.delay))
+    assert pacer.stats.dropped_late == 0 and len(sent["audio"]) == opus
+    assert pacer.stats.resyncs <= 3  # moved once to the first PES (and a little more for the latest frames)
+    # after the first PES, both tracks of an instant leave together, video waiting for the audio's muxing
+    late_video = [at - (media + 0.02) for media, at in sent[VIDEO] if media > 0.5]
+    assert min(late_video) > 0.1
+    for media, at in sent["audio"][len(sent["audio"]) // 2 :]:
+        assert -1e-9 <= at - pacer.clock.due(media) < 0.03
