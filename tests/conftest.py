@@ -63,11 +63,13 @@ def livekit_server(peers_dir: Path, redis_server: RedisPeer) -> Iterator[Livekit
     peer.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pyingress_factory(
     tmp_path_factory: pytest.TempPathFactory, livekit_server: LivekitPeer
 ) -> Iterator[Callable[..., PyingressPeer]]:
-    """Start a `pyingress serve` subprocess publishing into the livekit_server fixture; stopped at session end."""
+    """Start a `pyingress serve` subprocess publishing into the livekit_server fixture; stopped at the end of the
+    module (not of the session: the suite's forty-odd services, each with its zygote, would otherwise all idle on
+    until the end, ≈ 140 MB each and a share of two cores)."""
     started: list[PyingressPeer] = []
 
     def start(config_yaml_extra: dict[str, Any] | None = None) -> PyingressPeer:
