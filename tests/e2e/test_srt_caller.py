@@ -82,7 +82,9 @@ async def test_a_url_ingress_pulls_srt_into_the_room_and_survives_a_server_resta
                     servers.append(SrtLiveTransmit(pattern, port, "", tmp_path / "server-2.log", listener=True))
                     sizes = await viewer.video_sizes("srt-feed", frames=30, settle=3.0, timeout=30)
                     assert sum(sizes.values()) == 30
-                    assert seen == [("connected", "srt-feed", sid)]
+                    # One participant all along: no leave, no second join (it may have joined before the viewer,
+                    # since a session joins the room as it starts).
+                    assert set(seen) <= {("connected", "srt-feed", sid)}, seen
                     again = await ingress_state(client, info.ingress_id)
                     assert (again.status, again.resource_id) == (PUBLISHING, state.resource_id)
 
