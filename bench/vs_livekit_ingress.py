@@ -80,6 +80,7 @@ class Run:
     peak_rss: float = 0.0
     peak_pss: float = 0.0
     fps: list[float] = field(default_factory=list)  # per viewer, over the last part of the run
+    service_cpu: float = 0.0  # of ``cpu``: the ingress's own process (the rest: its session processes)
     sizes: list[str] = field(default_factory=list)  # per viewer, the frame size it saw most
 
 
@@ -121,7 +122,7 @@ class Viewer:
 
     def _subscribed(self, track: rtc.Track, publication: rtc.RemoteTrackPublication, _: object) -> None:
         if track.kind == rtc.TrackKind.KIND_VIDEO:
-            publication.set_video_quality(self.quality)
+            publication.set_video_quality(self.quality)  # type: ignore[arg-type]  # the enum's int value
             self._task = asyncio.ensure_future(self._watch(track))
 
     async def _watch(self, track: rtc.Track) -> None:
@@ -148,7 +149,8 @@ async def run_once(peers: Peers, side: str, scenario: Scenario, tag: str) -> Run
     async with api.LiveKitAPI(peers.api_url(side), KEY, SECRET) as client:
         for n in range(scenario.sessions):
             room = f"{side}-{scenario.name}-{tag}-{n}"
-            video = IngressVideoOptions(preset=scenario.preset) if scenario.preset is not None else None
+            preset = scenario.preset
+            video = IngressVideoOptions(preset=preset) if preset is not None else None  # type: ignore[arg-type]
             info = await client.ingress.create_ingress(
                 CreateIngressRequest(
                     input_type=IngressInput.RTMP_INPUT, name=room, room_name=room, participant_identity=f"ing-{room}",
@@ -161,21 +163,26 @@ async def run_once(peers: Peers, side: str, scenario: Scenario, tag: str) -> Run
         await viewer.connect()
     await asyncio.sleep(1.0)
     root = peers.root_pid(side)
-    before = sum(cpu_seconds(process_tree(root)).values())
+    at_start = cpu_seconds(process_tree(root))
+    before = sum(at_start.values())
     started = time.time()
     encoders = [
         push(source, url, scenario.seconds, peers.work / f"ffmpeg-{side}-{tag}-{n}.log") for n, url in enumerate(urls)
     ]
     run = Run()
     last_cpu = before
+    latest: dict[int, float] = {}  # the last CPU seen of every process of the tree (session processes may end)
     while any(encoder.poll() is None for encoder in encoders):
         tree = process_tree(root)
-        last_cpu = max(last_cpu, sum(cpu_seconds(tree).values()))
+        now_cpu = cpu_seconds(tree)
+        latest.update(now_cpu)
+        last_cpu = max(last_cpu, sum(now_cpu.values()))
         run.peak_rss = max(run.peak_rss, sum(rss_mb(pid) for pid in tree))
         run.peak_pss = max(run.peak_pss, sum(pss_mb(pid) for pid in tree))
         await asyncio.sleep(0.5)
     ended = time.time()
     run.cpu = max(last_cpu, sum(cpu_seconds(process_tree(root)).values())) - before
+    run.service_cpu = cpu_seconds([root]).get(root, latest.get(root, 0.0)) - at_start.get(root, 0.0)
     firsts = [viewer.frames[0][0] - started for viewer in viewers if viewer.frames]
     run.first_frame = min(firsts) if firsts else None
     window = (max(started + 4, ended - 61), ended - 1)  # the last minute, or all of a shorter run past its start
@@ -287,7 +294,8 @@ async def main_async(options: argparse.Namespace) -> int:
                         run = await run_once(peers, side, scenario, f"r{rep}")
                         results.setdefault(name, {}).setdefault(side, []).append(run)
                         print(
-                            f"{name} {side} rep {rep}: CPU {run.cpu:.2f} s, first frame {fmt(run.first_frame)} s, "
+                            f"{name} {side} rep {rep}: CPU {run.cpu:.2f} s (service {run.service_cpu:.2f}), "
+                            f"first frame {fmt(run.first_frame)} s, "
                             f"RSS {run.peak_rss:.0f} MB, PSS {run.peak_pss:.0f} MB, fps {run.fps}, sizes {run.sizes}",
                             flush=True,
                         )
