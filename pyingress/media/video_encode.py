@@ -68,6 +68,14 @@ def encoder_name(codec: str) -> str:
     return _ENCODERS[codec]
 
 
+def _interpolation(width: int, height: int, to_width: int, to_height: int) -> Interpolation:
+    """Halving exactly (the ladders' usual step, and LOW from MEDIUM): an area average, the ideal 2:1 decimator,
+    at 2/3 of bilinear's cost here (366 against 566 µs for 1280×720 → 640×360); any other ratio: bilinear."""
+    if width == 2 * to_width and height == 2 * to_height:
+        return Interpolation.AREA
+    return Interpolation.BILINEAR
+
+
 class LayerEncoder:
     """Scales decoded frames to the layer's size and encodes them; keyframes on request."""
 
@@ -98,7 +106,7 @@ class LayerEncoder:
             "yuv420p",
             src_colorspace=colorspace,
             dst_colorspace=colorspace,
-            interpolation=Interpolation.BILINEAR,
+            interpolation=_interpolation(frame.width, frame.height, self.layer.width, self.layer.height),
             threads=1,
         )
 
