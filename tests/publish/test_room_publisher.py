@@ -254,13 +254,20 @@ async def test_dynacast_pauses_unwatched_layers_and_resumes_them_with_a_keyframe
         assert HIGH in session.keyframe_requests  # resumed on an IDR
 
 
-async def test_alone_in_the_room_every_layer_pauses_until_a_participant_joins(livekit_server: LivekitPeer) -> None:
-    room, identity = "publish-alone", "ingress-alone"
+@contextlib.asynccontextmanager
+async def publishing_alone(livekit_server: LivekitPeer, room: str, identity: str) -> AsyncIterator[Publishing]:
+    """A 720p ladder published into an empty room: first frames on every layer (the server learns the track), then
+    every layer paused, since nobody could watch."""
     async with publishing(
         livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
     ) as session:
-        # First frames on every layer (the server learns the track), then nothing: nobody could watch.
         await wait_for(lambda: frozenset() in session.layer_changes, 10, "every layer paused")
+        yield session
+
+
+async def test_alone_in_the_room_every_layer_pauses_until_a_participant_joins(livekit_server: LivekitPeer) -> None:
+    room, identity = "publish-alone", "ingress-alone"
+    async with publishing_alone(livekit_server, room, identity) as session:
         assert session.publisher.stats.frames_sent > 0
         paused = session.publisher.stats.dropped_paused
         await asyncio.sleep(0.5)
@@ -274,10 +281,7 @@ async def test_alone_in_the_room_every_layer_pauses_until_a_participant_joins(li
 async def test_a_hidden_subscriber_wakes_layers_paused_for_an_empty_room(livekit_server: LivekitPeer) -> None:
     """A recorder (egress) joins hidden: no participant update tells the publisher, the server's request does."""
     room, identity = "publish-hidden", "ingress-hidden"
-    async with publishing(
-        livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
-    ) as session:
-        await wait_for(lambda: frozenset() in session.layer_changes, 10, "every layer paused")
+    async with publishing_alone(livekit_server, room, identity) as session:
         grants = api.VideoGrants(room_join=True, room=room, can_publish=False, can_subscribe=True, hidden=True)
         token = api.AccessToken(API_KEY, API_SECRET).with_identity("recorder").with_grants(grants).to_jwt()
         async with RoomSubscriber(livekit_server.ws_url, token) as recorder:
@@ -293,10 +297,7 @@ async def test_layers_paused_for_an_empty_room_resume_when_the_server_says_nothi
     livekit-server has dynacast; its first update comes 10 s after publishing, later than the shortened wait.)"""
     monkeypatch.setattr(room_publisher, "SERVER_DYNACAST_WAIT", 1.0)
     room, identity = "publish-silent-server", "ingress-silent-server"
-    async with publishing(
-        livekit_server.ws_url, room, identity, h264_clip(), video=VideoTrackPlan("h264", DEFAULT_LAYERS)
-    ) as session:
-        await wait_for(lambda: frozenset() in session.layer_changes, 10, "every layer paused")
+    async with publishing_alone(livekit_server, room, identity) as session:
         await wait_for(lambda: session.layer_changes[-1] == frozenset({LOW, MEDIUM, HIGH}), 5, "resumed for good")
         assert session.layer_changes.count(frozenset()) == 1
 
