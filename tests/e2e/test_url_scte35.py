@@ -1,6 +1,7 @@
-"""End to end: an MPEG-TS with an SCTE-35 ad break, served over HTTP and pulled by a URL ingress, sets the
-participant attribute ``ingress.outOfNetwork.eventID`` as livekit/ingress does — the event id at the splice out,
-removed at the splice back in — and a `livekit` SDK subscriber sees both, at their splice times."""
+"""End to end: an MPEG-TS with an SCTE-35 ad break, served over HTTP and pulled by a URL ingress — as a file, and as
+the one segment of an HLS VOD playlist — sets the participant attribute ``ingress.outOfNetwork.eventID`` as
+livekit/ingress does — the event id at the splice out, removed at the splice back in — and a `livekit` SDK
+subscriber sees both, at their splice times."""
 
 import asyncio
 import time
@@ -29,6 +30,8 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("url-scte35")
     clip = make_file(directory, "clip.ts", duration=9, size="640x360")
     add_break(clip, directory / "break.ts", EVENT_ID, out_at=OUT_AT, back_at=BACK_AT, notice=1.5)
+    playlist = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:9\n#EXT-X-MEDIA-SEQUENCE:0\n"
+    (directory / "break.m3u8").write_text(playlist + "#EXTINF:9.0,\nbreak.ts\n#EXT-X-ENDLIST\n")
     return directory
 
 
@@ -38,11 +41,12 @@ def media_server(media_dir: Path) -> Iterator[MediaServer]:
         yield server
 
 
+@pytest.mark.parametrize("name", ["break.ts", "break.m3u8"])
 async def test_a_splice_out_and_back_sets_then_clears_the_out_of_network_attribute(
-    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, media_server: MediaServer
+    pyingress_factory: Callable[..., PyingressPeer], livekit_server: LivekitPeer, media_server: MediaServer, name: str
 ) -> None:
     peer = pyingress_factory()
-    room, identity = "url-scte35", "url-scte35-source"
+    room, identity = f"url-scte35-{name.split('.')[1]}", "url-scte35-source"
     changes: list[tuple[float, dict[str, str], dict[str, str]]] = []  # (when, changed, all attributes after)
     async with (
         api.LiveKitAPI(peer.http_url, livekit_server.api_key, livekit_server.api_secret) as client,
@@ -55,7 +59,7 @@ async def test_a_splice_out_and_back_sets_then_clears_the_out_of_network_attribu
                 changes.append((time.monotonic(), dict(changed), dict(participant.attributes)))
 
         created_at = time.monotonic()
-        info = await client.ingress.create_ingress(url_request(media_server.file_url("break.ts"), room, identity))
+        info = await client.ingress.create_ingress(url_request(media_server.file_url(name), room, identity))
         await viewer.first_video_frame(identity, timeout=20)
         participant = await viewer.wait_participant(identity)
         assert ATTRIBUTE not in participant.attributes  # nothing before the break
