@@ -274,6 +274,9 @@ class _ServedConnection:
                 await self._admit(event)
             elif isinstance(event, PublishEnded):
                 self._end_source(EndReason.UNPUBLISHED, None)
+                # The connection waits for its next publish (or its close) from now, not from when it was opened: a
+                # publish longer than publish_timeout was otherwise hung up on at once, "no publish within 30 s".
+                self.started = self.loop.time()
             elif isinstance(event, Connected):
                 log.debug("RTMP %s connected to app %r", self.remote, event.app)
 

@@ -319,6 +319,26 @@ async def test_publish_before_connect(ingest: Ingest, caplog: pytest.LogCaptureF
     await logged(caplog, "'publish' before 'connect'")
 
 
+async def test_an_unpublish_after_a_long_publish_is_not_hung_up_on(
+    ingest: Ingest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wait for a publish starts again at the unpublish: a publish that lasted longer than publish_timeout (2 s
+    here) used to be hung up on at once, with "no publish within 2 s" in the log."""
+    publisher, source = await publishing(ingest, "LONG")
+    for n in range(25):  # 2.5 s of audio, longer than publish_timeout
+        publisher.client.send_audio(n * 100, aac_tag("frame", b"x"))
+        await publisher.flush()
+        await asyncio.sleep(0.1)
+    publisher.client.send_command("FCUnpublish", None, "LONG", stream_id=0)
+    publisher.client.send_command("deleteStream", None, float(publisher.client.stream_id), stream_id=0)
+    await publisher.flush()
+    await source.wait_ended()
+    assert source.end_reason is EndReason.UNPUBLISHED and source.error is None
+    await asyncio.sleep(0.5)
+    assert "no publish within" not in caplog.text
+    await publisher.close()
+
+
 async def test_two_publishes_on_one_connection(ingest: Ingest, caplog: pytest.LogCaptureFixture) -> None:
     publisher, source = await publishing(ingest, "TWICE")
     publisher.client.send_command("publish", None, "OTHER", "live", stream_id=publisher.client.stream_id)
