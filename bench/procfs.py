@@ -65,13 +65,18 @@ def command_of(pid: int) -> str:
         return ""
 
 
+def kb_field(path: str, name: str) -> int:
+    """A ``Name:  1234 kB`` line of a /proc file (status, smaps_rollup), in kB; 0 when the process is gone."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def pss_mb(pid: int) -> float:
     """Proportional set size: resident memory with each shared page divided among the processes that map it, so
     that a tree's sum counts a page once (RSS sums count a page shared by a zygote and its workers in each)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1000
-    except OSError:
-        pass
-    return 0.0
+    return kb_field(f"/proc/{pid}/smaps_rollup", "Pss") / 1000

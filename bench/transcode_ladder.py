@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from livekit.protocol.ingress import IngressVideoEncodingPreset as Preset
 from livekit.protocol.models import VideoCodec, VideoQuality
 
+from bench.procfs import kb_field
 from pyingress.media.audio_encode import opus_options
 from pyingress.media.config import PipelineConfig
 from pyingress.media.events import PipelineEvent, StatsUpdated
@@ -143,13 +144,7 @@ class _Sink:
 
 
 def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return kb_field(f"/proc/{pid}/status", "VmRSS") / 1024
 
 
 def run_child(args: argparse.Namespace) -> None:
