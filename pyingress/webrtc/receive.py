@@ -20,6 +20,14 @@ reads a growing delay as congestion.  Stamped when Python gets to a datagram, a 
 host) looks like a congested path and the browser backs off for nothing.  So the UDP sockets have the kernel stamp
 each datagram as it arrives (``SO_TIMESTAMPNS``), read with ``recvmsg`` by ``KernelArrivals``, and the sink gets
 that time (on the monotonic clock) for each RTP packet.
+
+The hot path: once DTLS has keyed SRTP, ``KernelArrivals`` hands every SRTP (not SRTCP) datagram straight to
+``ReceiveTransport``, which decrypts it with the DTLS transport's own SRTP session, parses it and gives it to the
+sink — the datagram never goes through aioice's STUN check (a parse that fails by exception for every media
+packet), its queue, aiortc's DTLS read loop and RTP router.  What aiortc's router would do is kept: only the
+registered payload types reach the sink.  Everything else (STUN, DTLS, SRTCP, SRTP before keying, TURN-relayed
+datagrams) takes aiortc's path as before.  Private names for this: ``RTCDtlsTransport._rx_srtp``,
+``._rtp_header_extensions_map`` and ``._rtp_router.ssrc_table`` (so that RTCP about an SSRC still reaches us).
 """
 
 import asyncio
@@ -33,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import pylibsrtp
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceServer, RTCIceTransport
 from aiortc.rtcdtlstransport import RTCDtlsFingerprint, RTCDtlsParameters
 from aiortc.rtcicetransport import RTCIceParameters
@@ -41,7 +50,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
 )
-from aiortc.rtp import AnyRtcpPacket, RtpPacket, is_rtcp
+from aiortc.rtp import AnyRtcpPacket, RtpPacket
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 from pyingress.webrtc.ice import gathering_from
@@ -91,19 +100,18 @@ class RemoteParameters:
 
 SO_TIMESTAMPNS = 35  # Linux (asm-generic/socket.h); the control message carrying the stamp has the same number
 _TIMESPEC = struct.Struct("@qq")
-_KEPT = 4096  # stamps of packets nobody took (a payload type not ours, a failed decryption) are dropped beyond this
 
 
 class KernelArrivals:
-    """The kernel's receive time of every SRTP packet on an ICE agent's sockets, by (SSRC, sequence number) — in
-    the clear in SRTP's header — converted to ``time.monotonic``'s clock.
+    """The kernel's receive time of every SRTP packet on an ICE agent's sockets, on ``time.monotonic``'s clock.
 
     ``watch(ice)`` pauses each socket's asyncio transport and reads a duplicate of its descriptor with ``recvmsg``
-    instead, handing every datagram on to aioice's protocol as the transport would; ``close()`` gives them back."""
+    instead; an SRTP datagram goes to ``on_srtp(data, arrival)`` (when that returns True it was taken), anything
+    else on to aioice's protocol as the transport would hand it.  ``close()`` gives the sockets back."""
 
-    def __init__(self) -> None:
-        self.stamps: dict[tuple[int, int], float] = {}
-        self.stamped = 0  # packets whose stamp was taken
+    def __init__(self, on_srtp: Callable[[bytes, float], bool] | None = None) -> None:
+        self.on_srtp = on_srtp
+        self.stamped = 0  # SRTP packets whose kernel stamp was taken
         self._watched: list[tuple[RTCIceTransport, socket.socket, Any]] = []  # (agent, duplicate, its transport)
 
     def watch(self, ice: RTCIceTransport) -> None:
@@ -124,12 +132,6 @@ class KernelArrivals:
             loop.add_reader(duplicate.fileno(), self._read, duplicate, protocol)
             self._watched.append((ice, duplicate, transport))
 
-    def take(self, ssrc: int, sequence: int) -> float | None:
-        arrival = self.stamps.pop((ssrc, sequence), None)
-        if arrival is not None:
-            self.stamped += 1
-        return arrival
-
     def forget(self, ice: RTCIceTransport | None = None) -> None:
         """Give ``ice``'s sockets (every agent's when None) back to their transports."""
         loop = asyncio.get_running_loop()
@@ -142,6 +144,11 @@ class KernelArrivals:
             self._watched.remove(entry)
 
     def _read(self, sock: socket.socket, protocol: asyncio.DatagramProtocol) -> None:
+        on_srtp = self.on_srtp
+        # The kernel stamps on the wall clock; the offset to the monotonic one is read once per wake-up, and again
+        # only for a packet stamped after that reading (never later than "now": a stepped wall clock cannot put
+        # an arrival in the future).
+        now = offset = 0.0
         for _ in range(64):  # what queued up since the last wake-up, in one go
             try:
                 data, ancillary, _flags, address = sock.recvmsg(65536, 64)
@@ -150,30 +157,37 @@ class KernelArrivals:
             except OSError as error:
                 protocol.error_received(error)
                 return
-            if len(data) >= 12 and 128 <= data[0] < 192 and not is_rtcp(data):
-                for level, kind, value in ancillary:
-                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            # SRTP, not SRTCP (second byte 192-208: an RTCP packet type, as aiortc tells them apart).
+            if len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 208 and on_srtp is not None:
+                arrival = -1.0
+                if ancillary:
+                    level, kind, value = ancillary[0]
+                    if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(value) >= _TIMESPEC.size:
                         seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                        waited = time.time() - (seconds + nanoseconds / 1e9)
-                        key = (int.from_bytes(data[8:12], "big"), int.from_bytes(data[2:4], "big"))
-                        self.stamps[key] = time.monotonic() - max(0.0, waited)
-                if len(self.stamps) > _KEPT:
-                    for old in list(self.stamps)[: _KEPT // 2]:
-                        del self.stamps[old]
+                        stamp = seconds + nanoseconds * 1e-9
+                        arrival = stamp + offset
+                        if arrival > now:
+                            now = time.monotonic()
+                            offset = now - time.time()
+                            arrival = min(stamp + offset, now)
+                        self.stamped += 1
+                if arrival < 0:
+                    arrival = time.monotonic()
+                if on_srtp(data, arrival):
+                    continue
             protocol.datagram_received(data, address)
 
 
 class _RouterHook:
     """The object aiortc's RTP router calls; forwards to the sink (its methods are aiortc's receiver protocol)."""
 
-    def __init__(self, sink: RtpSink, on_disconnect: Callable[[], None], arrivals: KernelArrivals) -> None:
+    def __init__(self, sink: RtpSink, on_disconnect: Callable[[], None]) -> None:
         self.sink = sink
         self.on_disconnect = on_disconnect
-        self.arrivals = arrivals
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        arrival = self.arrivals.take(packet.ssrc, packet.sequence_number)
-        self.sink.on_rtp(packet, time.monotonic() if arrival is None else arrival)
+        # Only what did not come through ``KernelArrivals`` (a TURN relay, SRTP before keying): no kernel stamp.
+        self.sink.on_rtp(packet, time.monotonic())
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         self.sink.on_rtcp(packet)
@@ -199,7 +213,9 @@ class ReceiveTransport:
         self.failed = asyncio.Event()
         self.closed = False
         self._hook: _RouterHook | None = None
-        self.arrivals = KernelArrivals()
+        self._payload_types: frozenset[int] = frozenset()
+        self._ssrcs: set[int] = set()  # SSRCs seen on the hot path
+        self.arrivals = KernelArrivals(self._srtp_datagram)
         self._restarts: set[asyncio.Task[None]] = set()
         self.restarts = 0  # ICE restarts completed
         self.dtls.on("statechange", self._dtls_state)
@@ -224,9 +240,35 @@ class ReceiveTransport:
         extensions: Sequence[RTCRtpHeaderExtensionParameters],
     ) -> None:
         """Route every RTP packet of ``codecs``' payload types, and RTCP about their SSRCs, to ``sink``."""
-        self._hook = _RouterHook(sink, self._disconnected, self.arrivals)
+        self._hook = _RouterHook(sink, self._disconnected)
+        self._payload_types = frozenset(codec.payloadType for codec in codecs if codec.payloadType is not None)
         parameters = RTCRtpReceiveParameters(codecs=list(codecs), headerExtensions=list(extensions))
         self.dtls._register_rtp_receiver(self._hook, parameters)
+
+    def _srtp_datagram(self, data: bytes, arrival: float) -> bool:
+        """An SRTP datagram straight from the socket: decrypted, parsed and given to the sink here (True), or left
+        to aiortc's path (False: SRTP is not keyed yet, or no sink)."""
+        srtp = self.dtls._rx_srtp
+        hook = self._hook
+        if srtp is None or hook is None:
+            return False
+        try:
+            data = srtp.unprotect(data)
+            packet = RtpPacket.parse(data, self.dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return True  # as aiortc does: a packet that fails authentication or parsing is dropped
+        if packet.payload_type in self._payload_types:  # as aiortc's router: our payload types only
+            if packet.ssrc not in self._ssrcs:
+                # What aiortc's router learns from the first packet of an SSRC: its RTCP (sender reports) is ours.
+                self._ssrcs.add(packet.ssrc)
+                self.dtls._rtp_router.ssrc_table[packet.ssrc] = hook
+            try:
+                hook.sink.on_rtp(packet, arrival)
+            except Exception:
+                # On aiortc's path this ended its DTLS read loop and so the transport: end it as well.
+                logger.exception("the RTP sink failed")
+                self._disconnected()
+        return True
 
     async def connect(self, remote: RemoteParameters) -> bool:
         """ICE, then the DTLS handshake; True when media can flow (False: ``failed`` is set)."""
