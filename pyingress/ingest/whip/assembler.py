@@ -96,6 +96,7 @@ class FrameAssembler:
         self._gap_since: float | None = None
         self._after_loss = False
         self._nacks: dict[int, _Nack] = {}
+        self._checked: tuple[int, int] | None = None  # (frame start, first sequence number not yet looked at)
 
     @property
     def held(self) -> int:
@@ -147,6 +148,13 @@ class FrameAssembler:
 
     def nack_due(self, now: float) -> list[int]:
         """Missing sequence numbers (16-bit) to NACK now: new ones and those whose last NACK went unanswered."""
+        if self._next is None or self._highest is None:
+            return []
+        # Held packets all lie in [next, highest]: when those below the highest are all there, nothing is missing
+        # (asked after every packet, so the common case does not build the list of what is missing).
+        span = self._highest - self._next
+        if span <= 0 or len(self._held) - (self._highest in self._held) >= span:
+            return []
         due = []
         for seq in self.missing()[-256:]:
             state = self._nacks.get(seq)
@@ -182,22 +190,24 @@ class FrameAssembler:
         first = self._held.get(start)
         if first is None:
             return None
-        payloads: list[bytes] = []
-        seq = start
+        # Where the last look at this frame stopped: the packets before it are held, of the frame's timestamp and
+        # without a marker (a frame of n packets is looked at after each of them: n looks, not n²/2 steps).
+        seq = self._checked[1] if self._checked is not None and self._checked[0] == start else start
         last = start
         while True:
             held = self._held.get(seq)
             if held is None:
+                self._checked = (start, seq)
                 return None  # incomplete: wait for the rest (or give up later)
             if held.timestamp != first.timestamp:
                 last = seq - 1  # the timestamp changed: the frame ended without a marker
                 break
-            if held.payload:
-                payloads.append(held.payload)
             last = seq
             if held.marker or self.whole_packets:
                 break
             seq += 1
+        self._checked = None
+        payloads = [packet.payload for s in range(start, last + 1) if (packet := self._held[s]).payload]
         arrival = self._held[last].arrival
         for done in range(start, last + 1):
             del self._held[done]
@@ -227,6 +237,7 @@ class FrameAssembler:
     def _give_up(self) -> list[AssembledFrame]:
         """Skip what is missing before the next packet that can start a frame; hand out what then completes."""
         assert self._next is not None
+        self._checked = None
         resume = self._resume_point()
         if resume is None:
             # Nothing held can start a frame: drop everything held, resume at the next start that arrives.
