@@ -20,19 +20,23 @@ Private aiortc names this module relies on (stable within the pinned version, ea
 ``tests/webrtc/test_simulcast.py``): ``RTCDtlsTransport._send_rtp`` and ``._rtp_router`` (the RTP/RTCP
 path every aiortc sender uses), the packetizers ``H264Encoder._split_bitstream``/``._packetize`` and
 ``Vp8Encoder._packetize`` (classmethods, no encoder is created), ``RTCRtpSender._ssrc``/``._rtx_ssrc`` (read only,
-to keep layer SSRCs distinct) and ``MediaStreamTrack._id`` (the track id LiveKit sees).
+to keep layer SSRCs distinct) and ``MediaStreamTrack._id`` (the track id LiveKit sees); for sending a frame's
+packets without aiortc's per-packet coroutines, ``RTCDtlsTransport._tx_srtp`` and aioice's
+``Connection._nominated`` (the pair's ``protocol.transport`` and ``remote_addr``).
 """
 
 import asyncio
 import contextlib
 import logging
 import random
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from aioice.ice import StunProtocol
 from aiortc import RTCRtpTransceiver
-from aiortc.clock import current_ntp_time
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -174,7 +178,7 @@ class LayerStream:
         rtp_timestamp = (self.timestamp_origin + timestamp) & 0xFFFFFFFF
         payloads = self.payloads(frame)
         packets = []
-        abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
+        abs_send_time = (_ntp(time.time()) >> 14) & 0x00FFFFFF  # 6.18 fixed point of the NTP time
         for index, payload in enumerate(payloads):
             packet = RtpPacket(
                 payload_type=payload_type,
@@ -235,6 +239,49 @@ class LayerStream:
 
 
 _NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+
+
+def serialize_frame(packets: Sequence[RtpPacket], extensions: HeaderExtensionsMap) -> list[bytes]:
+    """The packets of one frame on the wire, as ``RtpPacket.serialize`` writes them.
+
+    The packets of a frame differ only in marker, sequence number and payload (one SSRC, timestamp, payload type
+    and header extension values: mid, rid, abs-send-time), so the header after the sequence number — extensions
+    included — is built once, by aiortc, and reused."""
+    if not packets:
+        return []
+    first = packets[0].serialize(extensions)
+    if packets[0].padding_size or packets[0].csrc:
+        return [first] + [packet.serialize(extensions) for packet in packets[1:]]
+    flags = first[0]
+    rest = first[4 : len(first) - len(packets[0].payload)]  # timestamp, SSRC, extensions
+    return [first] + [
+        _FIXED.pack(flags, (packet.marker << 7) | packet.payload_type, packet.sequence_number) + rest + packet.payload
+        for packet in packets[1:]
+    ]
+
+
+_FIXED = struct.Struct("!BBH")
+
+
+def _udp_sender(transport: Any) -> Callable[[bytes], None] | None:
+    """SRTP-protect and send on the nominated ICE pair's UDP socket, synchronously: what
+    ``RTCDtlsTransport._send_rtp`` → ``RTCIceTransport._send`` → aioice ``Connection.send`` → ``StunProtocol.
+    send_data`` do, without four coroutines per packet.  None when that path is not a plain one (not connected
+    yet or any more, no nominated pair, a protocol other than aioice's own): then aiortc's path is taken, which
+    raises ``ConnectionError`` as before."""
+    srtp = getattr(transport, "_tx_srtp", None)
+    if srtp is None or transport.state != "connected":
+        return None
+    connection = getattr(getattr(transport, "transport", None), "_connection", None)
+    pair = connection._nominated.get(1) if connection is not None else None
+    if pair is None or type(pair.protocol) is not StunProtocol or pair.protocol.transport is None:
+        return None
+    udp, address, protect = pair.protocol.transport, pair.remote_addr, srtp.protect
+
+    def send(data: bytes) -> None:
+        udp.sendto(protect(data), address)
+
+    return send
 
 
 def _ntp(wall: float) -> int:
@@ -318,8 +365,12 @@ class SimulcastSender:
         layer = self.layers[quality]
         packets = layer.packetize(frame, timestamp, self.negotiated.payload_type, self.mid)
         transport = self.transceiver.sender.transport
-        for packet in packets:
-            await transport._send_rtp(packet.serialize(self._extensions))
+        send = _udp_sender(transport)
+        for data in serialize_frame(packets, self._extensions):
+            if send is not None:
+                send(data)
+            else:
+                await transport._send_rtp(data)
         return len(packets)
 
     async def _resend(self, packet: RtpPacket) -> None:

@@ -26,7 +26,7 @@ from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
 from pyingress.webrtc.peer import PublisherPeer
 from pyingress.webrtc.sdp import MID_URI, RID_URI, add_simulcast_to_offer, negotiated_video
 from pyingress.webrtc.sdp import ssrc_cname as offer_cname
-from pyingress.webrtc.simulcast import LayerStream, SimulcastEncoding, assign_rids
+from pyingress.webrtc.simulcast import LayerStream, SimulcastEncoding, assign_rids, serialize_frame
 
 LOW, MEDIUM, HIGH = VideoQuality.LOW, VideoQuality.MEDIUM, VideoQuality.HIGH
 # An IDR access unit in Annex-B: SPS, PPS, then a slice big enough to need FU-A fragments (no zero bytes inside).
@@ -144,6 +144,21 @@ def test_each_packet_carries_mid_and_its_layers_rid() -> None:
     assert [p.marker for p in parsed] == [0] * (len(parsed) - 1) + [1]
     assert {(p.extensions.mid, p.extensions.rtp_stream_id) for p in parsed} == {("1", "h")}
     assert layer.stats.frames == 1 and layer.stats.packets == len(packets)
+
+
+def test_a_frame_is_serialised_as_aiortc_serialises_each_of_its_packets() -> None:
+    layer = LayerStream(SimulcastEncoding("f", HIGH), ssrc=0xCAFE, codec="h264")
+    layer.sequence_number = 65533
+    extensions = HeaderExtensionsMap()
+    uris = (MID_URI, RID_URI, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")
+    extensions.configure(
+        RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(i, uri) for i, uri in enumerate(uris, 1)])
+    )
+    for frame in (IDR, IDR[:30], IDR * 3):
+        packets = layer.packetize(frame, timestamp=9000, payload_type=101, mid="0", now=100.0)
+        assert packets[0].extensions.abs_send_time is not None
+        assert serialize_frame(packets, extensions) == [packet.serialize(extensions) for packet in packets]
+    assert serialize_frame([], extensions) == []
 
 
 def test_layers_keep_their_own_ssrc_and_sequence_space() -> None:
