@@ -79,10 +79,11 @@ def encode_audio(directory: Path, channels: int = 2) -> Clip:
 class LoopTrack(MediaStreamTrack):
     """Pre-encoded frames for aiortc's sender, paced in real time, looping, with increasing timestamps."""
 
-    def __init__(self, kind: str, clip: Clip) -> None:
+    def __init__(self, kind: str, clip: Clip, start_delay: float = 0.0) -> None:
         super().__init__()
         self.kind = kind
         self.clip = clip
+        self.start_delay = start_delay  # seconds the first frame waits after the sender first asks for one
         self.sent = 0
         self._started: float | None = None
         self._step = 1 / FPS if kind == "video" else 0.02
@@ -100,7 +101,7 @@ class LoopTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         if self._started is None:
-            self._started = time.monotonic()
+            self._started = time.monotonic() + self.start_delay
         due = self._started + self.sent * self._step
         delay = due - time.monotonic()
         if delay > 0:
@@ -152,6 +153,9 @@ class WhipPublisher:
     simulcast: Sequence[tuple[int, int]] = ()  # sizes, best first: one rid layer each
     bearer: str | None = None
     stereo: bool = True
+    # Video's first frame this long after audio's (aiortc starts both senders together, video first): with audio
+    # ahead, the receiver sees audio's first packet first, as from a browser whose camera opens after its microphone.
+    video_delay: float = 0.0
     host_addresses: Sequence[str] = LOOPBACK_ADDRESSES
     response: WhipResponse | None = None
     location: str | None = None
@@ -177,7 +181,8 @@ class WhipPublisher:
             return await self.peer.create_offer()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if self.video is not None:
-            track = LoopTrack("video", encode_video(self.clips, self.video, *self.size, bitrate=self.bitrate))
+            clip = encode_video(self.clips, self.video, *self.size, bitrate=self.bitrate)
+            track = LoopTrack("video", clip, start_delay=self.video_delay if self.audio else 0.0)
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences([_capability("video", self.video)])
             transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
