@@ -102,6 +102,11 @@ class FrameAssembler:
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def waiting(self) -> bool:
+        """Frames wait behind a gap: ``poll`` will have to give it up if it is not filled in time."""
+        return self._gap_since is not None
+
     def push(self, seq: int, timestamp: int, marker: bool, payload: bytes, now: float) -> list[AssembledFrame]:
         """One received packet; returns the frames it completed, in order."""
         self.counters.packets += 1

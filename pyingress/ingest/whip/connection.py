@@ -35,7 +35,7 @@ from pyingress.ingest.whip.answer import (
 )
 from pyingress.ingest.whip.errors import ICE_GATHERING_TIMEOUT, INVALID_RESTART_REQUEST
 from pyingress.ingest.whip.offer import Codec, WhipOffer, choose_codec
-from pyingress.ingest.whip.receiver import TrackPlan, WhipReceiver
+from pyingress.ingest.whip.receiver import FEEDBACK_INTERVAL, TrackPlan, WhipReceiver
 from pyingress.ingest.whip.rtc import RtcSettings
 from pyingress.webrtc.receive import ReceiveTransport, RemoteParameters
 
@@ -44,7 +44,10 @@ log = logging.getLogger("pyingress.whip")
 GATHER_TIMEOUT = 5.0  # livekit/ingress: sdpResponseTimeout
 TRACK_TIMEOUT = 10.0  # livekit/ingress: sessionStartTimeout
 MEDIA_TIMEOUT = 10.0  # no packet at all this long: the publisher is gone
-POLL_INTERVAL = 0.01  # gaps are given up and NACKs retried at this pace
+POLL_INTERVAL = 0.01  # while a gap is open: gaps are given up and NACKs retried at this pace
+# Without a gap, the receiver's timers need no more than its transport-wide feedback does (FEEDBACK_INTERVAL):
+# five times fewer wake-ups per session than polling at POLL_INTERVAL throughout.
+IDLE_POLL_INTERVAL = FEEDBACK_INTERVAL
 REPORT_INTERVAL = 1.0  # receiver reports
 # How long frames behind a gap wait for a retransmission: pass-through hands viewers a keyframe sooner rather
 # than a long stall; a decoder is fed like livekit/ingress's jitter buffer feeds GStreamer (600 ms video).
@@ -212,7 +215,7 @@ class WhipConnection:
                 return
             last_report = time.monotonic()
             while not self.source.ended:
-                await asyncio.sleep(POLL_INTERVAL)
+                await asyncio.sleep(POLL_INTERVAL if receiver.waiting else IDLE_POLL_INTERVAL)
                 now = time.monotonic()
                 receiver.poll()
                 if now - last_report >= REPORT_INTERVAL:

@@ -202,6 +202,12 @@ class WhipReceiver:
 
     # -- the timers the connection runs -----------------------------------------------------------------------
 
+    @property
+    def waiting(self) -> bool:
+        """A stream has a gap open: ``poll`` soon (its give-up and NACK retries are timed), not only every
+        FEEDBACK_INTERVAL."""
+        return any(stream.assembler.waiting for stream in self.streams.values())
+
     def poll(self) -> None:
         """Give up on gaps that waited long enough (every few ms while a gap is open); transport-wide feedback."""
         now = self.clock()

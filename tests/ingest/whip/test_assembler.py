@@ -35,9 +35,11 @@ def test_a_gap_is_nacked_and_a_retransmission_fills_it() -> None:
     assert a.nack_due(0.01) == [11]
     assert a.nack_due(0.02) == []  # not again before nack_interval
     assert a.nack_due(0.07) == [11]
+    assert a.waiting  # the connection polls often while a gap is open
     frames = a.push(11, 135, True, b"S", 0.08)
     assert [f.timestamp for f in frames] == [135, 180]
     assert a.counters.recovered == 1 and a.counters.nacks == 2
+    assert not a.waiting and a.nack_due(0.2) == []
 
 
 def test_a_gap_nobody_fills_is_given_up_after_max_wait() -> None:
@@ -47,8 +49,9 @@ def test_a_gap_nobody_fills_is_given_up_after_max_wait() -> None:
     a.push(13, 180, True, b"m", 0.01)
     a.push(14, 270, True, b"S", 0.02)
     assert a.poll(0.05) == []
+    assert a.waiting
     (frame,) = a.poll(0.12)
-    assert frame.timestamp == 270 and frame.after_loss
+    assert frame.timestamp == 270 and frame.after_loss and not a.waiting
     assert a.counters.lost == 1
     (frame,) = a.push(15, 360, True, b"S", 0.15)
     assert not frame.after_loss
