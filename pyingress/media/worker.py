@@ -142,7 +142,9 @@ class Worker:
                 output = self.output
                 output.hold()
                 try:
-                    for message in self.reader.feed(data):
+                    messages = list(self.reader.feed(data))
+                    self._hoist_keyframe_requests(messages)
+                    for message in messages:
                         self._handle(message)
                         if self.ended:
                             return 0
@@ -157,6 +159,16 @@ class Worker:
             if time.monotonic() >= next_stats and transcoder is not None:
                 self.output.event(_with_usage(transcoder.stats()))
                 next_stats = time.monotonic() + STATS_INTERVAL
+
+    def _hoist_keyframe_requests(self, messages: list[Message]) -> None:
+        """Act on this read's keyframe requests before its packets: a worker catching up (a slow start, a burst)
+        would otherwise encode those packets' pictures first, and the viewer asking would wait for all of them."""
+        if self.transcoder is None:
+            return
+        for message in messages:
+            if isinstance(message, KeyframeRequest):
+                self.transcoder.request_keyframe(message.quality)
+        messages[:] = [message for message in messages if not isinstance(message, KeyframeRequest)]
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, ConfigMessage):
