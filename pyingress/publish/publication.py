@@ -131,6 +131,7 @@ class PublisherStats:
     dropped_paused: int = 0  # layers nobody subscribes to (dynacast)
     dropped_disconnected: int = 0  # no connected peer (joining, reconnecting)
     dropped_overflow: int = 0
+    dropped_superseded: int = 0  # queued behind a keyframe a receiver asked for (sent first, they were moot)
     resyncs: int = 0
     resumes: int = 0
     rejoins: int = 0

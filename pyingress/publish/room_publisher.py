@@ -38,6 +38,7 @@ from pyingress.control.errors import (
 )
 from pyingress.media.packets import OutputFrame
 from pyingress.publish.attributes import ParticipantAttributes
+from pyingress.publish.join_hold import JoinHold
 from pyingress.publish.livekit import signal as sig
 from pyingress.publish.pacing import AUDIO, Action, FramePacer
 from pyingress.publish.publication import (
@@ -90,9 +91,12 @@ _Incident = tuple[int, "sig.SignalClient | None", str, "sig.Left | None"]
 # How long after pausing the layers of a room with nobody else in it to wait for the server's first dynacast update
 # (livekit-server sends it 10 s after the track is published) before concluding that it runs without dynacast.
 SERVER_DYNACAST_WAIT = 15.0
-MAX_QUEUED_VIDEO = 600
+MAX_QUEUED_VIDEO = 200  # per layer
 MAX_QUEUED_AUDIO = 500
 LATENCY_SAMPLES = 2048
+
+# A frame waiting to be sent: when it was written, and whether it goes at once (a keyframe a receiver asked for).
+_Queued = tuple[OutputFrame, float, bool]
 
 
 def _fresh(error: IngressError) -> IngressError:
@@ -141,6 +145,7 @@ class RoomPublisher:
         on_layers_changed: Callable[[frozenset[int]], None] | None = None,
         on_event: Callable[[PublisherEvent], None] | None = None,
         signal: "asyncio.Future[sig.SignalClient] | None" = None,
+        held: JoinHold | None = None,
     ) -> None:
         if video is None and audio is None:
             raise ValueError("nothing to publish: no video and no audio track")
@@ -158,8 +163,13 @@ class RoomPublisher:
         self._qualities = frozenset(layer.quality for layer in video.layers) if video else frozenset()
         self._encodings = assign_rids(self._qualities) if video else ()
         self.active_qualities = self._qualities
-        self._video_queue: asyncio.Queue[tuple[OutputFrame, float]] = asyncio.Queue()
-        self._audio_queue: asyncio.Queue[tuple[OutputFrame, float]] = asyncio.Queue()
+        # A queue and a send loop per layer: a layer waits for its own frames only, never behind another's.
+        self._video_queues: dict[int, asyncio.Queue[_Queued]] = {
+            quality: asyncio.Queue() for quality in self._qualities
+        }
+        self._urgent: set[int] = set()  # layers a receiver asked a keyframe of, not yet written (``write``)
+        self._superseding = {quality: asyncio.Event() for quality in self._qualities}  # wakes a layer's pacing wait
+        self._audio_queue: asyncio.Queue[_Queued] = asyncio.Queue()
         # Seconds from write() to the frame's last packet handed to the transport, for the latest frames sent
         # (pacing wait included): what the ingest → RTP-out latency adds here.
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
@@ -181,6 +191,9 @@ class RoomPublisher:
         self._server_spoke = False  # the server has sent a subscribed-quality update for our video
         self._paused_alone = False
         self._server_silence: asyncio.TimerHandle | None = None  # gives up on a server without dynacast
+        # Video encoded before the first join (the session's, from before this publisher existed); None once joined.
+        self._held: JoinHold | None = held if held is not None else JoinHold()
+        self._held_out: dict[int, list[OutputFrame]] = {}  # what the first join found held: each layer's first frames
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -223,8 +236,9 @@ class RoomPublisher:
             asyncio.create_task(self.attributes.run(lambda: self._join), name="room-publisher-attributes"),
             asyncio.create_task(self._media_watchdog(), name="room-publisher-media-watchdog"),
         ]
-        if self.video is not None:
-            self._tasks.append(asyncio.create_task(self._send_loop(self._video_queue), name="room-publisher-video"))
+        for quality, queue in self._video_queues.items():
+            sender = self._send_loop(queue, quality)
+            self._tasks.append(asyncio.create_task(sender, name=f"room-publisher-video-{quality}"))
         if self.audio is not None:
             self._tasks.append(asyncio.create_task(self._send_loop(self._audio_queue), name="room-publisher-audio"))
         return self._published_event(join)
@@ -232,6 +246,9 @@ class RoomPublisher:
     def write(self, frame: OutputFrame) -> None:
         """Queue one encoded frame (call on the loop; from another thread use ``loop.call_soon_threadsafe``)."""
         if self._closing:
+            return
+        if self._held is not None:  # not joined yet: video is kept (join_hold.py); audio needs no keyframe to wait for
+            self._held.add(frame)
             return
         self.stats.frames_written += 1
         self.stats.bytes_written += len(frame.data)
@@ -241,16 +258,22 @@ class RoomPublisher:
             if frame.quality not in self.active_qualities:
                 self.stats.dropped_paused += 1
                 return
-            if self._video_queue.qsize() >= MAX_QUEUED_VIDEO:
+            queue = self._video_queues[frame.quality]
+            urgent = frame.keyframe and frame.quality in self._urgent
+            if urgent:
+                self._urgent.discard(frame.quality)
+                self._supersede(queue)
+                self._superseding[frame.quality].set()
+            if queue.qsize() >= MAX_QUEUED_VIDEO:
                 self.stats.dropped_overflow += 1
                 self._pacer.wait_for_keyframe(("video", frame.quality))
                 return
-            self._video_queue.put_nowait((frame, time.monotonic()))
+            queue.put_nowait((frame, time.monotonic(), urgent))
         elif self.audio is not None:
             if self._audio_queue.qsize() >= MAX_QUEUED_AUDIO:
                 self.stats.dropped_overflow += 1
                 return
-            self._audio_queue.put_nowait((frame, time.monotonic()))
+            self._audio_queue.put_nowait((frame, time.monotonic(), False))
 
     def set_attributes(self, attributes: dict[str, str]) -> None:
         """Set participant attributes ("" removes one): now when published, else with the join (call on the loop)."""
@@ -340,9 +363,13 @@ class RoomPublisher:
             self.active_qualities = self._qualities  # a new participant starts with every layer wanted
             if self._on_layers_changed is not None:
                 self._on_layers_changed(self.active_qualities)
+        if self._held is not None:  # the first join: what was encoded meanwhile goes first (join_hold.py)
+            self._held_out = {quality: self._held.take(quality) for quality in self._qualities}
+            self._held = None
         for quality in self._qualities:
-            self._pacer.wait_for_keyframe(("video", quality))
-            self._request_keyframe(quality, "joined")
+            if not self._held_out.get(quality):
+                self._pacer.wait_for_keyframe(("video", quality))
+                self._request_keyframe(quality, "joined")
         self.attributes.resend()  # a new participant has none of them
         self._emit(self._published_event(join))
 
@@ -449,14 +476,63 @@ class RoomPublisher:
         if self._on_keyframe_request is not None:
             self._on_keyframe_request(quality)
 
+    async def _send_held(self, quality: int) -> None:
+        """Layer ``quality``'s frames held during the first join, at once: they are behind the clock already, and
+        the pacer's clock then starts on the first live frame."""
+        for frame in self._held_out.pop(quality, []):
+            join = self._join
+            if quality not in self.active_qualities:
+                return
+            if join is None or not await self._send(join, frame):
+                self._pacer.wait_for_keyframe(("video", quality))
+                self._request_keyframe(quality, "held frames not sent")
+                return
+            self._sent(("video", quality), frame)
+
+    def _supersede(self, queue: "asyncio.Queue[_Queued]") -> None:
+        """Drop a layer's queued frames ahead of the keyframe a receiver asked for.
+
+        That receiver (a viewer just subscribed, a layer switch) sees nothing until the keyframe comes, and the
+        frames queued before it only make it wait: video waits in the queue for the audio of its instant (lip
+        sync), 100-150 ms when the source sends its audio that much behind its video (ffmpeg pushing an MP4 whose
+        audio is stored in larger chunks).  Nothing after a keyframe refers to
+        them, so the layer's other viewers just skip those pictures.
+        """
+        while not queue.empty():
+            queue.get_nowait()
+            self.stats.dropped_superseded += 1
+
+    def _sent(self, key: object, frame: OutputFrame) -> None:
+        if key not in self._sent_first:
+            self._sent_first.add(key)
+            logger.debug("first frame sent: %s (keyframe %s)", key, frame.keyframe)
+            if frame.kind == "video":
+                self._pause_if_alone()
+        self.stats.frames_sent += 1
+
+    async def _superseded_within(self, quality: int, delay: float) -> bool:
+        """Wait ``delay`` for layer ``quality``'s frame to come due; True if an urgent keyframe came meanwhile."""
+        event = self._superseding[quality]
+        event.clear()
+        try:
+            async with asyncio.timeout(delay):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def _receiver_wants_keyframe(self, quality: int) -> None:
         if quality in self.active_qualities:
+            self._urgent.add(quality)
             self._request_keyframe(quality, "receiver")
 
-    async def _send_loop(self, queue: "asyncio.Queue[tuple[OutputFrame, float]]") -> None:
+    async def _send_loop(self, queue: "asyncio.Queue[_Queued]", quality: int | None = None) -> None:
+        """Pace and send one queue's frames: audio's, or video layer ``quality``'s."""
         loop = asyncio.get_running_loop()
+        if quality is not None:
+            await self._send_held(quality)
         while True:
-            frame, written_at = await queue.get()
+            frame, written_at, urgent = await queue.get()
             join = self._join
             video = frame.kind == "video"
             key = ("video", frame.quality) if video else AUDIO
@@ -481,15 +557,17 @@ class RoomPublisher:
                 if video and decision.request_keyframe and frame.quality is not None:
                     self._request_keyframe(frame.quality, "dropped")
                 continue
-            if decision.delay > 0 and self.options.pace:
-                await asyncio.sleep(decision.delay)
+            # A keyframe a receiver asked for goes at once, however early: it is what a viewer who has just
+            # subscribed waits for, and video is early only by waiting for its audio (lip sync), which one picture
+            # ahead does not disturb.
+            if decision.delay > 0 and self.options.pace and not urgent:
+                if quality is None:
+                    await asyncio.sleep(decision.delay)
+                elif await self._superseded_within(quality, decision.delay):
+                    self.stats.dropped_superseded += 1  # a keyframe a receiver asked for came meanwhile
+                    continue
             if await self._send(join, frame):
-                if key not in self._sent_first:
-                    self._sent_first.add(key)
-                    logger.debug("first frame sent: %s (keyframe %s)", key, frame.keyframe)
-                    if video:
-                        self._pause_if_alone()
-                self.stats.frames_sent += 1
+                self._sent(key, frame)
                 self.latencies.append(time.monotonic() - written_at)
             elif video:
                 self._pacer.wait_for_keyframe(key)

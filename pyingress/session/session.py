@@ -52,6 +52,7 @@ from pyingress.media.pipeline import MediaPipeline, open_pipeline
 from pyingress.media.presets import resolve_audio, resolve_video
 from pyingress.media.sinks import CallbackSink
 from pyingress.metrics import PACKET_LATENCY, SESSIONS, SESSIONS_ENDED, PipelineCounters
+from pyingress.publish.join_hold import JoinHold
 from pyingress.publish.livekit.signal import SignalClient
 from pyingress.publish.livekit.token import ingress_join_token_for
 from pyingress.publish.publication import (
@@ -110,6 +111,7 @@ class IngressSession:
         self._published = False
         self._pipeline: MediaPipeline | None = None
         self._counters = PipelineCounters()  # feeds the Prometheus totals
+        self._join_hold = JoinHold()  # video encoded before the publisher exists (its room join starts later)
         self._video_ready: VideoLayersReady | None = None
         self._audio_ready: AudioTrackReady | None = None
         self._kinds: set[str] = set()
@@ -391,6 +393,7 @@ class IngressSession:
             self.settings.ws_url,
             token,
             signal=signal,
+            held=self._join_hold,
             video=video,
             audio=audio,
             resource_id=self.resource_id,
@@ -420,8 +423,12 @@ class IngressSession:
             self._publisher.set_attributes(attributes)
 
     def _on_frame(self, frame: OutputFrame) -> None:
-        if self._published and self._publisher is not None:
+        # Not only once published: video encoded before and during the room join is held (join_hold.py) and goes
+        # out the moment the join is ready.
+        if self._publisher is not None:
             self._publisher.write(frame)
+        else:
+            self._join_hold.add(frame)
 
     def _on_keyframe_request(self, quality: int) -> None:
         if self._pipeline is not None:
