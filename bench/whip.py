@@ -134,6 +134,18 @@ def run_child(config_path: str, out_path: str) -> int:
         deliver_frame(self, frame, arrival_ns)
 
     media_pipeline._QueuedPipeline._deliver_frame = timed_deliver_frame  # type: ignore[method-assign]
+    import gc
+
+    pauses: list[tuple[int, float]] = []  # (generation, ms) of every collection of the cyclic garbage collector
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], (time.perf_counter() - gc_started[0]) * 1000))
+
+    gc.callbacks.append(on_gc)
     keyframe_requests = [0]
     ask_keyframe = whip_receiver.WhipReceiver._ask_keyframe
 
@@ -152,6 +164,7 @@ def run_child(config_path: str, out_path: str) -> int:
         Path(out_path).write_text(json.dumps(samples))
         Path(out_path).with_suffix(".waits.json").write_text(json.dumps(waits[len(waits) // 5 :]))
         Path(out_path).with_suffix(".keyframes.json").write_text(json.dumps(keyframe_requests[0]))
+        Path(out_path).with_suffix(".gc.json").write_text(json.dumps(pauses))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -322,6 +335,17 @@ async def run(sessions: int, seconds: float, work: Path, nice_viewers: bool = Tr
     kept = [sample for sample in samples if sample[0] - started >= SKIP_SECONDS]
     latencies = sorted(sample[1] for sample in kept)
     to_write = sorted(sample[2] for sample in kept)
+    gc_path = out.with_suffix(".gc.json")
+    if gc_path.exists():
+        pauses = json.loads(gc_path.read_text())
+        result["gc"] = {
+            f"gen{generation}": {
+                "count": len(ms := [pause for gen, pause in pauses if gen == generation]),
+                "max_ms": max(ms, default=0.0),
+                "total_ms": sum(ms),
+            }
+            for generation in (0, 1, 2)
+        }
     keyframes_path = out.with_suffix(".keyframes.json")
     if keyframes_path.exists():
         result["keyframe_requests"] = json.loads(keyframes_path.read_text())
@@ -454,6 +478,12 @@ def report(result: dict[str, Any]) -> str:
         )
     if "decoder_threads_niced" in result:
         lines.append(f"  viewers' decoder threads at nice 19: {result['decoder_threads_niced']}")
+    if "gc" in result:
+        collections = ", ".join(
+            f"{gen} x{v['count']} (max {v['max_ms']:.1f} ms, total {v['total_ms']:.0f} ms)"
+            for gen, v in result["gc"].items()
+        )
+        lines.append(f"  pyingress's garbage collections over the whole run: {collections}")
     if "keyframe_requests" in result:
         lines.append(f"  keyframe requests (PLI/FIR) pyingress sent its publishers: {result['keyframe_requests']}")
     if "cpu_per_session" in result:
