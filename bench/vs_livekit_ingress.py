@@ -273,7 +273,9 @@ def report(results: dict[str, dict[str, list[Run]]], sides: list[str]) -> None:
 
 async def main_async(options: argparse.Namespace) -> int:
     sides = ["go", "py"] if go_available() and not options.py_only else ["py"]
-    if "go" not in sides:
+    if options.py_only:
+        print("--py-only: measuring pyingress alone")
+    elif "go" not in sides:
         print("livekit/ingress is not here (../shared/tools/livekit-ingress/ingress.gz): measuring pyingress alone")
     chosen = [name for name in options.only.split(",") if name]
     work = Path(tempfile.mkdtemp(prefix="vs-lki-"))  # kept: the logs of both sides and of every ffmpeg
