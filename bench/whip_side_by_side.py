@@ -33,11 +33,14 @@ Two things about livekit/ingress shape how the bench drives it:
   (VIDEO_DELAY) makes it less likely, since both maps are then filled audio first and Go's small maps mostly
   iterate in insertion order: on this shared machine 8 of 11 transcoded attempts died without a lead, 3 of 8 with
   a 100 ms lead, none of 12 with a 50 ms lead (though one of those 12 stalled another way: its handler never
-  opened the audio relay).  A failed attempt is retried on a fresh ingress and counted, with its cause from the log.
+  opened the audio relay).  That rarer stall is its own too: the handler opens one track's relay and never asks
+  for the other's, so no GStreamer pipeline starts (60 s later the WHIP side logs "no media received after
+  timeout").  A failed attempt is retried on a fresh ingress and counted, with its cause from the log.  A peer
+  process that dies (on this shared machine, someone else's clean-up can kill it) is restarted with the others.
 
     .cache/venv/bin/python bench/whip_side_by_side.py                  # 3 repetitions, 20 s transcoded each
     .cache/venv/bin/python bench/whip_side_by_side.py --reps 1 --seconds 8
-    .cache/venv/bin/python bench/whip_side_by_side.py --work /tmp/sxs  # keep the peers' logs there
+    .cache/venv/bin/python bench/whip_side_by_side.py --work /tmp/sxs  # keep clips and peers-N/ logs
 
 Run from the checkout after ``./run test`` (the Go binary is unpacked into .cache/livekit-ingress/ as
 ``run-side-by-side`` does; it needs Debian's GStreamer plugins, which the test set-up installs).  Exit status 1 if
@@ -58,6 +61,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import aiohttp
 from livekit import api
 from livekit.protocol.ingress import CreateIngressRequest, IngressInput
 
@@ -132,7 +136,7 @@ def log_size(peers: Peers, side: str) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def why_no_frame(peers: Peers, side: str, since: int) -> str:
+def why_no_frame(peers: Peers, side: str, since: int, transcoded: bool) -> str:
     """The first known failure that the side's log shows after byte ``since``."""
     path = peers.work / ("go-ingress.log" if side == "go" else "pyingress.log")
     with contextlib.suppress(OSError), path.open("rb") as log:
@@ -141,10 +145,14 @@ def why_no_frame(peers: Peers, side: str, since: int) -> str:
         for mark, reason in FAILURE_MARKS:
             if mark in text:
                 return reason
+        if side == "go" and transcoded and "starting GST pipeline" not in text:
+            return "handler never started its pipeline (it opened one track's relay, never the other's)"
     return "no video frame"
 
 
-async def attempt(peers: Peers, side: str, transcoded: bool, seconds: float, name: str, audio: bool) -> dict[str, Any]:
+async def attempt(
+    peers: Peers, clips: Path, side: str, transcoded: bool, seconds: float, name: str, audio: bool
+) -> dict[str, Any]:
     """One session on a new ingress and room: publish after an idle second, time the first frame and, transcoded,
     the CPU of the side's process tree.  ``refused`` (429) or ``failed`` (no frame) when it did not get that far."""
     root_pid = peers.root_pid(side)
@@ -158,7 +166,7 @@ async def attempt(peers: Peers, side: str, transcoded: bool, seconds: float, nam
         since = log_size(peers, side)
         publisher = WhipPublisher(
             f"{info.url}/{info.stream_key}",
-            peers.work,
+            clips,
             video=CODEC,
             audio=audio,
             size=SIZE,
@@ -175,7 +183,7 @@ async def attempt(peers: Peers, side: str, transcoded: bool, seconds: float, nam
                 frame_at, frame = await viewer.first_video_frame(f"ing-{name}", timeout=FIRST_FRAME_TIMEOUT)
             except (TimeoutError, AssertionError):  # no frame in time / the track ended before its first frame
                 await asyncio.sleep(0.5)  # the side's log catches up
-                result["failed"] = why_no_frame(peers, side, since)
+                result["failed"] = why_no_frame(peers, side, since, transcoded)
                 return result
             result["first_frame_s"] = round(frame_at - publisher.answer_received_at, 3)
             result["size"] = f"{frame.width}x{frame.height}"
@@ -195,13 +203,15 @@ async def attempt(peers: Peers, side: str, transcoded: bool, seconds: float, nam
     return result
 
 
-async def session(peers: Peers, side: str, transcoded: bool, seconds: float, name: str, audio: bool) -> dict[str, Any]:
+async def session(
+    peers: Peers, clips: Path, side: str, transcoded: bool, seconds: float, name: str, audio: bool
+) -> dict[str, Any]:
     """Attempts until one gives figures (at most ATTEMPTS): a refusal for CPU or a session that never shows a frame
     is retried on a fresh ingress, and counted."""
     failures: list[str] = []
     result: dict[str, Any] = {}
     for number in range(1, ATTEMPTS + 1):
-        result = await attempt(peers, side, transcoded, seconds, f"{name}-{number}", audio)
+        result = await attempt(peers, clips, side, transcoded, seconds, f"{name}-{number}", audio)
         reason = result.get("refused") or result.get("failed")
         if reason is None:
             break
@@ -221,9 +231,12 @@ def prepare_clips(work: Path, audio: bool) -> None:
 
 
 def start_peers(work: Path) -> Peers:
-    """Peers pick free ports and bind them later; on this shared machine another run can take one in between."""
+    """Peers in a new directory under ``work``.  They pick free ports and bind them later; on this shared machine
+    another run can take one in between, so a failed start is tried again with other ports."""
     for tries in range(1, 4):
-        peers = Peers(work)
+        directory = work / f"peers-{sum(1 for _ in work.glob('peers-*')) + 1}"
+        directory.mkdir()
+        peers = Peers(directory)
         try:
             return peers.start()
         except PeerError as error:
@@ -232,6 +245,11 @@ def start_peers(work: Path) -> Peers:
                 raise
             print(f"peers did not start ({str(error).splitlines()[0]}); again with other ports", flush=True)
     raise AssertionError("unreachable")
+
+
+def dead(peers: Peers) -> list[str]:
+    names = {peers.go: "livekit/ingress", peers.py: "pyingress"}
+    return [f"{names.get(p, 'a peer')} exited {p.returncode}" for p in peers.procs if p.poll() is not None]
 
 
 async def run(reps: int, seconds: float, work: Path, audio: bool) -> dict[str, list[dict[str, Any]]]:
@@ -243,7 +261,19 @@ async def run(reps: int, seconds: float, work: Path, audio: bool) -> dict[str, l
             for transcoded in (False, True):
                 mode = "transcoded" if transcoded else "passthrough"
                 for side in ("go", "py") if rep % 2 == 0 else ("py", "go"):
-                    res = await session(peers, side, transcoded, seconds, f"{side}-{mode}-{rep}", audio)
+                    name = f"{side}-{mode}-{rep}"
+                    res: dict[str, Any] = {"error": "a peer process died twice"}
+                    for _ in range(2):  # a peer that died (killed on this shared machine, or crashed) is restarted
+                        if dead(peers):
+                            print(f"peers restarted: {', '.join(dead(peers))} (logs in {peers.work})", flush=True)
+                            peers.stop()
+                            peers = start_peers(work)
+                        try:
+                            res = await session(peers, work, side, transcoded, seconds, name, audio)
+                            break
+                        except (aiohttp.ClientError, OSError):
+                            if not dead(peers):
+                                raise
                     results.setdefault(f"{side} {mode}", []).append(res)
                     print(f"{side} {mode} rep {rep}: {res}", flush=True)
     finally:
