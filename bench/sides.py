@@ -130,12 +130,14 @@ class Peers:
             "health_port": free_port(),
             "logging": {"level": "info"},
             # It admits by the machine's idle CPU, sampled: at a cost of 0 it takes every session, so that what a
-            # benchmark measures near saturation (sessions per machine) is its media path, not its admission.
+            # benchmark measures near saturation (sessions per machine) is its media path, not its admission.  Its
+            # idle reserve must be tiny rather than 0: 0 counts as unset and becomes 0.3 of the cores
+            # (pkg/stats/monitor.go, checkCPUConfig), which refused WHIP offers with 429 on a busy second.
             "cpu_cost": {
                 "rtmp_cpu_cost": 0.0,
                 "whip_cpu_cost": 0.0,
                 "whip_bypass_transcoding_cpu_cost": 0.0,
-                "min_idle_ratio": 0.0,
+                "min_idle_ratio": 0.001,
             },
             "rtc_config": {"use_external_ip": False, "udp_port": free_udp_port(), "enable_loopback_candidate": True},
         }
