@@ -265,8 +265,11 @@ class ReceiveTransport:
             try:
                 hook.sink.on_rtp(packet, arrival)
             except Exception:
-                # On aiortc's path this ended its DTLS read loop and so the transport: end it as well.
+                # On aiortc's path this ended its DTLS read loop and so the transport: the sink gets nothing more
+                # and the transport has failed.
                 logger.exception("the RTP sink failed")
+                self.dtls._unregister_rtp_receiver(hook)
+                self._hook = None
                 self._disconnected()
         return True
 

@@ -2,7 +2,9 @@
 of the negotiated payload types to our sink (no aiortc receiver, no decoding), RTCP from us back to the sender."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("receive-clips")
 
 
-async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(clips: Path) -> None:
+@contextlib.asynccontextmanager
+async def connected(clips: Path, sink: "Sink") -> AsyncIterator[tuple[ReceiveTransport, LoopTrack, int]]:
+    """An aiortc publisher sending H.264 to a ReceiveTransport feeding ``sink``: (transport, track, payload type)."""
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     track = LoopTrack("video", encode_video(clips, "h264", 320, 180))
     transceiver = publisher.addTransceiver(track, direction="sendonly")
@@ -54,7 +58,6 @@ async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(
     assert picked is not None
 
     transport = ReceiveTransport(host_addresses=LOOPBACK_ADDRESSES)
-    sink = Sink()
     try:
         await transport.gather()
         local = transport.local_parameters()
@@ -80,8 +83,18 @@ async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(
         )
         async with asyncio.timeout(10):
             assert await transport.connect(remote)
+        yield transport, track, codec.payload_type
+    finally:
+        await publisher.close()
+        await transport.close()
+
+
+async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(clips: Path) -> None:
+    sink = Sink()
+    async with connected(clips, sink) as (transport, track, payload_type):
+        async with asyncio.timeout(10):
             await sink.got.wait()
-        assert {p.payload_type for p in sink.rtp} == {codec.payload_type}
+        assert {p.payload_type for p in sink.rtp} == {payload_type}
         # Every packet carries the kernel's receive time: before we read it, and not long before.
         assert transport.arrivals.stamped >= len(sink.rtp) - 2, (transport.arrivals.stamped, len(sink.rtp))
         assert all(0 <= late < 1.0 for late in sink.late), sink.late
@@ -94,8 +107,21 @@ async def test_an_aiortc_publishers_rtp_reaches_our_sink_and_our_pli_reaches_it(
         async with asyncio.timeout(5):  # aiortc's sender reports reach the sink too
             while not sink.rtcp:
                 await asyncio.sleep(0.05)
-    finally:
-        await publisher.close()
-        await transport.close()
     assert transport.closed and not await transport.send_rtcp(bytes(pli))
     assert not transport.arrivals._watched  # the sockets were handed back
+
+
+class FailingSink(Sink):
+    def on_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        super().on_rtp(packet, arrival)
+        if len(self.rtp) == 5:
+            raise RuntimeError("a receiver bug")
+
+
+async def test_a_sink_that_raises_fails_the_transport(clips: Path) -> None:
+    # As on aiortc's path, where the exception ended the DTLS read loop: the session sees a failed transport.
+    sink = FailingSink()
+    async with connected(clips, sink) as (transport, _track, _payload_type):
+        async with asyncio.timeout(10):
+            await transport.failed.wait()
+        assert len(sink.rtp) == 5
