@@ -111,28 +111,32 @@ class FramePacer:
     ) -> Decision:
         """What to do with a frame of stream ``key`` (audio frames pass ``keyframe=True``).
 
-        ``arrived``: when the frame reached the publisher (default ``now``), for measuring the standing delay.
+        ``arrived``: when the frame reached the publisher (default ``now``).  Lateness is the frame's on arrival:
+        a frame that came in time and then waited behind others here (a backlog the trim has just made due, a busy
+        event loop) is sent at once, not dropped; dropping it would be the clock correcting its own wait.
         """
         state = self.stream(key)
         resynced = False
+        moved_for_audio = False
+        reached = now if arrived is None else min(arrived, now)
         if not self.clock.anchored:
-            self.clock.anchor(media_time, now)
+            self.clock.anchor(media_time, reached)
             self._window_start = now
-        lateness = now - self.clock.due(media_time)
+        lateness = reached - self.clock.due(media_time)
         if lateness < -self.max_lead:
-            self.clock.anchor(media_time, now)
+            self.clock.anchor(media_time, reached)
             self.stats.resyncs += 1
             lateness, resynced = 0.0, True
         sendable = keyframe or not state.waiting_for_keyframe
         if key == AUDIO and self.max_late < lateness <= self.max_late_audio:
             # Audio late by its muxing (a whole PES at once) on a clock a picture anchored: move the clock to it,
             # so video waits with it (lip sync, as when the audio anchored the clock) instead of dropping it.
-            self.clock.anchor(media_time, now)
+            self.clock.anchor(media_time, reached)
             self.stats.resyncs += 1
-            lateness, resynced = 0.0, True
+            lateness, resynced, moved_for_audio = 0.0, True, True
         if lateness > self.max_late:
             if sendable and state.late_since is not None and now - state.late_since >= self.resync_after:
-                self.clock.anchor(media_time, now)
+                self.clock.anchor(media_time, reached)
                 self.stats.resyncs += 1
                 lateness, resynced = 0.0, True
             else:
@@ -148,9 +152,11 @@ class FramePacer:
         state.late_since = None
         state.waiting_for_keyframe = False
         self.stats.sent += 1
-        delay = max(0.0, -lateness)
+        delay = max(0.0, self.clock.due(media_time) - now)
         waited = delay + max(0.0, now - arrived) if arrived is not None else delay
-        self._trim(waited, now, reset=resynced)
+        # A move for late audio does not restart the trim's window: sources whose audio comes late at every PES
+        # would never complete one, and a move made once (an encoder's late start) would stay a standing delay.
+        self._trim(waited, now, reset=resynced and not moved_for_audio)
         return Decision(Action.SEND, delay=delay, resynced=resynced)
 
     def _trim(self, lead: float, now: float, reset: bool) -> None:

@@ -167,3 +167,31 @@ def test_audio_late_by_its_muxing_on_a_clock_video_anchored_moves_the_clock_inst
     assert min(late_video) > 0.1
     for media, at in sent["audio"][len(sent["audio"]) // 2 :]:
         assert -1e-9 <= at - pacer.clock.due(media) < 0.03
+
+
+def _through_one_send_loop(pacer: FramePacer, frames: list[tuple[float, str, float]]) -> list[tuple[float, float]]:
+    """Frames (arrival, key, media time) through a send loop as the room publisher's: one queue, each frame looked
+    at when the one before it is sent, slept for until due.  (arrival, sent at) of each frame sent."""
+    sent = []
+    t = 0.0
+    for arrival, key, media in sorted(frames):
+        t = max(t, arrival)
+        decision = pacer.decide(key, media, True, now=t, arrived=arrival)
+        if decision.action is Action.SEND:
+            t += decision.delay
+            sent.append((arrival, t))
+    return sent
+
+
+def test_a_source_that_starts_with_a_burst_leaves_no_standing_delay_and_loses_nothing() -> None:
+    """An encoder's first half second comes at once (FFmpeg's SRT/TS output at start), then real time: every later
+    frame arrives 0.5 s before the clock the first one set.  The trim takes that wait back; the frames queued
+    while it does are then due already, and they are sent at once, not dropped as late and resynced (which put
+    the delay back: 500 ms standing, measured with bench/srt.py)."""
+    pacer = FramePacer()
+    frames = [(max(0.0, i / 30 - 0.5) + 0.01, "video", i / 30) for i in range(300)]
+    frames += [(max(0.0, i * 0.02 - 0.5) + 0.01, "audio", i * 0.02) for i in range(500)]
+    sent = _through_one_send_loop(pacer, frames)
+    assert len(sent) == len(frames) and pacer.stats.dropped_late == 0 and pacer.stats.resyncs == 0
+    assert pacer.stats.trimmed > 0.45
+    assert max(at - arrival for arrival, at in sent if arrival > 3.0) < 0.03
