@@ -7,6 +7,7 @@ addresses they report (the banner's ffmpeg example uses the RTMP one when there 
 """
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Sequence
@@ -256,6 +257,9 @@ async def run_service(service: IngressService) -> None:
         loop.add_signal_handler(sig, drain_or_stop)
     try:
         await service.start()
+        # What start-up built (modules, the app, the store) lives as long as the process: out of the collector's
+        # sight, a full collection, which pauses the event loop and so every session, scans only what came later.
+        gc.freeze()
         print(service.banner(), flush=True)
         await service.wait_stopped()
     finally:
