@@ -104,6 +104,11 @@ def _fresh(error: IngressError) -> IngressError:
     return IngressError(error.code, error.message)
 
 
+def _settle(future: "asyncio.Future[bool]", value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
 def preconnect(ws_url: str, token: str, options: PublisherOptions | None = None) -> "asyncio.Task[sig.SignalClient]":
     """Start joining the room now, before the tracks are known: the websocket and JoinResponse then overlap the
     media worker's start, and the participant is in the room when the first picture is encoded (livekit/ingress
@@ -168,7 +173,7 @@ class RoomPublisher:
             quality: asyncio.Queue() for quality in self._qualities
         }
         self._urgent: set[int] = set()  # layers a receiver asked a keyframe of, not yet written (``write``)
-        self._superseding = {quality: asyncio.Event() for quality in self._qualities}  # wakes a layer's pacing wait
+        self._pacing_waits: dict[int, asyncio.Future[bool]] = {}  # a layer's wait for its frame to come due
         self._audio_queue: asyncio.Queue[_Queued] = asyncio.Queue()
         # Seconds from write() to the frame's last packet handed to the transport, for the latest frames sent
         # (pacing wait included): what the ingest → RTP-out latency adds here.
@@ -263,7 +268,9 @@ class RoomPublisher:
             if urgent:
                 self._urgent.discard(frame.quality)
                 self._supersede(queue)
-                self._superseding[frame.quality].set()
+                waiting = self._pacing_waits.get(frame.quality)
+                if waiting is not None:
+                    _settle(waiting, True)
             if queue.qsize() >= MAX_QUEUED_VIDEO:
                 self.stats.dropped_overflow += 1
                 self._pacer.wait_for_keyframe(("video", frame.quality))
@@ -512,14 +519,17 @@ class RoomPublisher:
 
     async def _superseded_within(self, quality: int, delay: float) -> bool:
         """Wait ``delay`` for layer ``quality``'s frame to come due; True if an urgent keyframe came meanwhile."""
-        event = self._superseding[quality]
-        event.clear()
+        # A future and a timer, as asyncio.sleep makes, rather than a timeout around an event: that one ends in a
+        # cancellation and an exception for every frame, at 90 frames a second.
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[bool] = loop.create_future()
+        self._pacing_waits[quality] = waiting
+        timer = loop.call_later(delay, _settle, waiting, False)
         try:
-            async with asyncio.timeout(delay):
-                await event.wait()
-        except TimeoutError:
-            return False
-        return True
+            return await waiting
+        finally:
+            timer.cancel()
+            del self._pacing_waits[quality]
 
     def _receiver_wants_keyframe(self, quality: int) -> None:
         if quality in self.active_qualities:
