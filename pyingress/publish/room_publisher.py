@@ -502,8 +502,8 @@ class RoomPublisher:
         That receiver (a viewer just subscribed, a layer switch) sees nothing until the keyframe comes, and the
         frames queued before it only make it wait: video waits in the queue for the audio of its instant (lip
         sync), 100-150 ms when the source sends its audio that much behind its video (ffmpeg pushing an MP4 whose
-        audio is stored in larger chunks).  Nothing after a keyframe refers to
-        them, so the layer's other viewers just skip those pictures.
+        audio is stored in larger chunks).  Nothing after a keyframe refers to them, so the layer's other viewers
+        just skip those pictures.
         """
         while not queue.empty():
             queue.get_nowait()
