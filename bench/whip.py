@@ -32,7 +32,7 @@ upper bounds of what a dedicated host sees, and CPU is read from pyingress's own
     .cache/venv/bin/python bench/whip.py                 # 10 sessions, 20 s measured
     .cache/venv/bin/python bench/whip.py --smoke         # 2 sessions, 5 s, for CI
     .cache/venv/bin/python bench/whip.py --sessions 5 --seconds 30 --json out.json
-    .cache/venv/bin/python bench/whip.py --transcoded          # WHIP vs RTMP, transcoded, 20 s each
+    .cache/venv/bin/python bench/whip.py --transcoded          # WHIP vs RTMP, transcoded, 3 pairs of 20 s
 """
 
 import argparse
@@ -365,25 +365,34 @@ async def run(sessions: int, seconds: float, work: Path, nice_viewers: bool = Tr
     return result
 
 
-async def _cpu_while(stack: Stack, viewer: RoomSubscriber, identity: str, seconds: float) -> float:
-    """CPU-s per media second of pyingress's process tree while one session plays to ``viewer``."""
+async def _cpu_while(stack: Stack, viewer: RoomSubscriber, identity: str, seconds: float) -> tuple[float, float]:
+    """CPU-s per media second of pyingress's process tree, and of its own process alone (the rest: its media
+    workers and zygote), while one session plays to ``viewer``."""
     assert stack.child is not None
+    pid = stack.child.pid
     await viewer.first_video_frame(identity, timeout=40)
     await asyncio.sleep(SKIP_SECONDS)
-    cpu_before, wall_before = tree_cpu_seconds(stack.child.pid), time.monotonic()
+    tree_before, own_before, wall_before = tree_cpu_seconds(pid), cpu_seconds(pid), time.monotonic()
     await asyncio.sleep(seconds)
-    return (tree_cpu_seconds(stack.child.pid) - cpu_before) / (time.monotonic() - wall_before)
+    wall = time.monotonic() - wall_before
+    return (tree_cpu_seconds(pid) - tree_before) / wall, (cpu_seconds(pid) - own_before) / wall
 
 
-async def run_transcoded(seconds: float, work: Path) -> dict[str, Any]:
-    """One transcoded WHIP session, then one RTMP session of the same file, each alone; default preset."""
+async def run_transcoded(seconds: float, work: Path, reps: int = 1) -> dict[str, Any]:
+    """A transcoded WHIP session, then an RTMP session of the same file, each alone, default preset; ``reps`` times,
+    alternating, so that a drift of the host's speed falls on both sides (one pair moved 1.06 → 1.19 between two
+    runs of the same code an hour apart)."""
     from tests.harness.publishers import ffmpeg_binary
     from tests.harness.whip_publisher import encode_audio, encode_video
 
     stack = await Stack(work, rtmp=True).start()
-    result: dict[str, Any] = {"seconds": seconds}
+    result: dict[str, Any] = {"seconds": seconds, "pairs": []}
     encode_video(work, "h264", 1280, 720, bitrate="2500k")
     encode_audio(work, 2)
+    # The publisher's very loop, in MP4 so that ffmpeg can loop it (a raw .h264 file cannot be rewound).
+    loop = work / "pattern.mp4"
+    remux = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-framerate", "30"]
+    subprocess.run([*remux, "-i", str(work / "pattern-h264-1280x720-2500k.h264"), "-c", "copy", str(loop)], check=True)
     try:
         async with api.LiveKitAPI(stack.http_url, API_KEY, API_SECRET) as client:
             whip = await client.ingress.create_ingress(
@@ -395,65 +404,83 @@ async def run_transcoded(seconds: float, work: Path) -> dict[str, Any]:
                     enable_transcoding=True,
                 )
             )
-            async with RoomSubscriber(stack.room_server.options.ws_url, viewer_token("v1", "whip-t")) as viewer:
-                publisher = WhipPublisher(f"{whip.url}/{whip.stream_key}", work, video="h264", bitrate="2500k")
-                try:
-                    assert (await publisher.start()).status == 201
-                    result["whip_cpu"] = await _cpu_while(stack, viewer, "whip-t", seconds)
-                finally:
-                    await publisher.stop()
-            await asyncio.sleep(7)  # the session ends (grace), its worker exits
             rtmp = await client.ingress.create_ingress(
                 CreateIngressRequest(
                     input_type=IngressInput.RTMP_INPUT, name="rtmp-t", room_name="rtmp-t", participant_identity="rtmp-t"
                 )
             )
-            # The publisher's very loop, in MP4 so that ffmpeg can loop it (a raw .h264 file cannot be rewound).
-            loop = work / "pattern.mp4"
-            remux = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-framerate", "30"]
-            subprocess.run(
-                [*remux, "-i", str(work / "pattern-h264-1280x720-2500k.h264"), "-c", "copy", str(loop)], check=True
-            )
-            command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1"]
-            command += ["-i", str(loop)]
-            command += ["-stream_loop", "-1", "-i", str(work / "tone-2.ogg"), "-c:v", "copy", "-c:a", "aac"]
-            command += ["-f", "flv", f"rtmp://127.0.0.1:{stack.rtmp_port}/live/{rtmp.stream_key}"]
-            encoder = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-            try:
-                async with RoomSubscriber(stack.room_server.options.ws_url, viewer_token("v2", "rtmp-t")) as viewer:
-                    result["rtmp_cpu"] = await _cpu_while(stack, viewer, "rtmp-t", seconds)
-            finally:
-                encoder.terminate()
-                encoder.wait(timeout=10)
+            for rep in range(reps):
+                async with RoomSubscriber(
+                    stack.room_server.options.ws_url, viewer_token(f"v{rep}", "whip-t")
+                ) as viewer:
+                    publisher = WhipPublisher(f"{whip.url}/{whip.stream_key}", work, video="h264", bitrate="2500k")
+                    try:
+                        assert (await publisher.start()).status == 201
+                        whip_cpu = await _cpu_while(stack, viewer, "whip-t", seconds)
+                    finally:
+                        await publisher.stop()
+                await asyncio.sleep(7)  # the session ends (grace), its worker exits
+                command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1"]
+                command += ["-i", str(loop)]
+                command += ["-stream_loop", "-1", "-i", str(work / "tone-2.ogg"), "-c:v", "copy", "-c:a", "aac"]
+                command += ["-f", "flv", f"rtmp://127.0.0.1:{stack.rtmp_port}/live/{rtmp.stream_key}"]
+                encoder = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+                try:
+                    async with RoomSubscriber(
+                        stack.room_server.options.ws_url, viewer_token(f"r{rep}", "rtmp-t")
+                    ) as viewer:
+                        rtmp_cpu = await _cpu_while(stack, viewer, "rtmp-t", seconds)
+                finally:
+                    encoder.terminate()
+                    encoder.wait(timeout=10)
+                await asyncio.sleep(7)
+                result["pairs"].append({"whip": whip_cpu, "rtmp": rtmp_cpu})
     finally:
         stack.stop()
-    result["whip_over_rtmp"] = result["whip_cpu"] / result["rtmp_cpu"]
+    pairs = result["pairs"]
+    result["whip_cpu"] = statistics.median(pair["whip"][0] for pair in pairs)
+    result["rtmp_cpu"] = statistics.median(pair["rtmp"][0] for pair in pairs)
+    result["whip_over_rtmp"] = statistics.median(pair["whip"][0] / pair["rtmp"][0] for pair in pairs)
     samples = json.loads(stack.out.read_text()) if stack.out.exists() else []
-    # The WHIP session played first: its samples are those before the RTMP session's first one (a 7 s gap).
-    times = [sample[0] for sample in samples]
-    cut = next((times[i + 1] for i in range(len(times) - 1) if times[i + 1] - times[i] > 5), float("inf"))
-    whip = sorted(sample[1] for sample in samples if sample[0] < cut and sample[0] - times[0] >= SKIP_SECONDS)
-    if whip:
-        result["whip_latency_ms"] = {"p50": statistics.median(whip), "p95": percentile(whip, 0.95), "max": whip[-1]}
+    # Each WHIP session's samples are the run of them before a gap of more than 5 s (its RTMP session's turn).
+    latencies: list[float] = []
+    start, previous, is_whip = None, None, True
+    for at, latency, *_ in samples:
+        if previous is not None and at - previous > 5:
+            is_whip, start = not is_whip, None
+        start = at if start is None else start
+        if is_whip and at - start >= SKIP_SECONDS:
+            latencies.append(latency)
+        previous = at
+    latencies.sort()
+    if latencies:
+        result["whip_latency_ms"] = {
+            "p50": statistics.median(latencies),
+            "p95": percentile(latencies, 0.95),
+            "max": latencies[-1],
+        }
     return result
 
 
 def report_transcoded(result: dict[str, Any]) -> str:
-    return "\n".join(
-        [
-            "WHIP transcoded vs RTMP, same 1280x720 H.264 file, default preset, one viewer each, alone in turn",
-            f"  pyingress process tree CPU per media second: WHIP {result['whip_cpu']:.3f}, "
-            f"RTMP {result['rtmp_cpu']:.3f} => WHIP/RTMP {result['whip_over_rtmp']:.3f}",
-            *(
-                [
-                    f"  WHIP transcoded, pipeline hand-over -> RTP out (video): p50 {lat['p50']:.1f} ms, "
-                    f"p95 {lat['p95']:.1f} ms, max {lat['max']:.1f} ms"
-                ]
-                if (lat := result.get("whip_latency_ms"))
-                else []
-            ),
-        ]
-    )
+    pairs = result["pairs"]
+    lines = [
+        "WHIP transcoded vs RTMP, same 1280x720 H.264 file, default preset, one viewer each, alone in turn",
+        *(
+            f"  pair {n}: CPU-s per media second, tree (pyingress process alone): "
+            f"WHIP {pair['whip'][0]:.3f} ({pair['whip'][1]:.3f}), RTMP {pair['rtmp'][0]:.3f} ({pair['rtmp'][1]:.3f})"
+            f" => {pair['whip'][0] / pair['rtmp'][0]:.3f}"
+            for n, pair in enumerate(pairs)
+        ),
+        f"  medians: WHIP {result['whip_cpu']:.3f}, RTMP {result['rtmp_cpu']:.3f}; "
+        f"WHIP/RTMP pair by pair {result['whip_over_rtmp']:.3f}",
+    ]
+    if lat := result.get("whip_latency_ms"):
+        lines.append(
+            f"  WHIP transcoded, pipeline hand-over -> RTP out (video): p50 {lat['p50']:.1f} ms, "
+            f"p95 {lat['p95']:.1f} ms, max {lat['max']:.1f} ms"
+        )
+    return "\n".join(lines)
 
 
 def report(result: dict[str, Any]) -> str:
@@ -503,6 +530,7 @@ def main() -> int:
     parser.add_argument(
         "--viewers-normal-priority", action="store_true", help="leave the viewers' decoders at normal priority"
     )
+    parser.add_argument("--reps", type=int, default=3, help="with --transcoded: WHIP/RTMP pairs, alternating")
     parser.add_argument("--json", help="write the figures here too")
     parser.add_argument("--child-serve", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -512,7 +540,9 @@ def main() -> int:
     sessions, seconds = (2, 5.0) if args.smoke else (args.sessions, args.seconds)
     with tempfile.TemporaryDirectory(prefix="bench-whip-") as tmp:
         if args.transcoded:
-            result = asyncio.run(run_transcoded(5.0 if args.smoke else args.seconds, Path(tmp)))
+            result = asyncio.run(
+                run_transcoded(5.0 if args.smoke else args.seconds, Path(tmp), 1 if args.smoke else args.reps)
+            )
             print(report_transcoded(result))
         else:
             result = asyncio.run(run(sessions, seconds, Path(tmp), not args.viewers_normal_priority))
