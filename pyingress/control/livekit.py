@@ -6,6 +6,11 @@
 - ``update_state`` → ``IOInfo.UpdateIngressState``.  livekit-server's refusals come back as IngressError (the
   "older version" guard, ingress.md §3).  When the bus cannot deliver, the state is kept in an outbox instead —
   newest per ingress, older ones dropped — and delivered as soon as the bus is back; the session carries on.
+  A request on the bus is handled by livekit-server even when our caller has stopped waiting for it, so each one
+  runs to its answer whatever happens to the caller, and an ingress's final state goes only after the ones still
+  under way.  ``settled`` waits for them: the IngressHandler answers DeleteIngress only then, because
+  livekit-server deletes the records next and an update of ours landing in the middle of that crashed
+  livekit-server v1.13.5 (ioservice_ingress.go UpdateIngressState reads the state it has just lost).
 - ``create_ingress`` → ``IOInfo.CreateIngress`` for URL ingresses (livekit-server stores them only when the worker
   says so, §4.5).  Like livekit/ingress, an ``unavailable`` answer is not fatal.
 """
@@ -58,6 +63,7 @@ class LivekitControl:
         self._delivered: dict[str, tuple[int, int]] = {}  # ingress id → (started_at, updated_at) last delivered
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._under_way: dict[str, set[asyncio.Task[None]]] = {}  # ingress id → its requests not yet answered
         self.delivered_late = 0  # states delivered from the outbox (a metric for tests and logs)
 
     # -- IngressControl --
@@ -82,6 +88,8 @@ class LivekitControl:
         if ingress_id in self._outbox:
             self._enqueue(ingress_id, snapshot)  # keep order: a newer state must not overtake a queued older one
             return
+        if snapshot.status in _ENDED:
+            await self.settled(ingress_id)  # the end lands last: no "updated" after "ended" in livekit-server
         try:
             await self._deliver(ingress_id, snapshot)
         except PsrpcError as exc:
@@ -100,6 +108,12 @@ class LivekitControl:
                 log.warning("CreateIngress for %s not answered: %s", info.ingress_id, exc.message)
                 return
             raise as_ingress_error(exc) from None
+
+    async def settled(self, ingress_id: str) -> None:
+        """Until every state request of ``ingress_id`` sent so far has its answer (or its timeout)."""
+        under_way = self._under_way.get(ingress_id)
+        if under_way:
+            await asyncio.wait(set(under_way))
 
     # -- the outbox --
 
@@ -123,6 +137,9 @@ class LivekitControl:
                         await asyncio.sleep(0.05)
         if self._outbox:
             log.warning("%d ingress states not delivered to livekit-server: %s", len(self._outbox), list(self._outbox))
+        under_way = {call for calls in self._under_way.values() for call in calls}
+        if under_way:
+            await asyncio.wait(under_way, timeout=flush_timeout_s)
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -138,14 +155,27 @@ class LivekitControl:
         self._wake.set()
 
     async def _deliver(self, ingress_id: str, state: IngressState) -> None:
+        """Send and wait for the answer; the request runs on to its answer if our caller is cancelled."""
         request = messages.UpdateIngressStateRequest(ingress_id=ingress_id, state=state)
+        call = asyncio.ensure_future(self._call(ingress_id, request, state))
+        under_way = self._under_way.setdefault(ingress_id, set())
+        under_way.add(call)
+        call.add_done_callback(lambda done: self._answered(ingress_id, done))
+        await asyncio.shield(call)
+
+    def _answered(self, ingress_id: str, call: "asyncio.Task[None]") -> None:
+        under_way = self._under_way.get(ingress_id)
+        if under_way is not None:
+            under_way.discard(call)
+            if not under_way:
+                del self._under_way[ingress_id]
+        if not call.cancelled():
+            call.exception()  # retrieved here too: nobody may be waiting for it any more
+
+    async def _call(self, ingress_id: str, request: Any, state: IngressState) -> None:
         await self.io.call(UPDATE_INGRESS_STATE, request, messages.Empty, timeout_s=self.timeout_s)
         self._delivered[ingress_id] = max(self._delivered.get(ingress_id, (0, 0)), _version(state))
-        if state.status in (
-            IngressState.ENDPOINT_INACTIVE,
-            IngressState.ENDPOINT_COMPLETE,
-            IngressState.ENDPOINT_ERROR,
-        ):
+        if state.status in _ENDED:
             self._delivered.pop(ingress_id, None)  # the session is over; forget it
 
     async def _flush_forever(self) -> None:

@@ -212,6 +212,8 @@ class LivekitControlPlane:
             if session is None:
                 raise INGRESS_NOT_FOUND
             await session.stop("ingress updated" if isinstance(request, UpdateIngressRequest) else "ingress deleted")
+            # livekit-server rewrites or deletes the ingress's records on our answer: nothing of ours may land after.
+            await self.control.settled(ingress_id)
             return session.state.snapshot()
 
         return stop

@@ -1,8 +1,11 @@
 """LivekitControl's own rules, over a real Redis with an IOInfo server of ours standing where livekit-server would
 (the end-to-end files run the real one): refusals keep livekit-server's code and words, a bus that is away refuses
-lookups in words and queues states, and of the states queued meanwhile only the newest per ingress is delivered."""
+lookups in words and queues states, of the states queued meanwhile only the newest per ingress is delivered, and a
+request whose caller gave up still runs to its answer before the ingress's end and before ``settled`` returns.
+The stand-in answers each request in a task of its own, as livekit-server does: nothing orders them but us."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,9 @@ class IOInfoStandIn:
     """Records UpdateIngressState; knows one stream key; CreateIngress answers ``create_code`` when set."""
 
     def __init__(self, bus: RedisBus) -> None:
-        self.states: list[tuple[str, Any]] = []
+        self.states: list[tuple[str, Any]] = []  # in the order their handling ended
         self.create_code = ""
+        self.update_delay = 0.0
         self.server = RpcServer(bus, "IOInfo")
         self.server.register(GET_INGRESS_INFO, messages.GetIngressInfoRequest, self.get)
         self.server.register(UPDATE_INGRESS_STATE, messages.UpdateIngressStateRequest, self.update)
@@ -47,6 +51,7 @@ class IOInfoStandIn:
         return messages.GetIngressInfoResponse(info=IngressInfo(ingress_id="IN_known", stream_key="known"))
 
     async def update(self, request: Any) -> Any:
+        await asyncio.sleep(self.update_delay)
         self.states.append((request.ingress_id, request.state))
         return messages.Empty()
 
@@ -124,3 +129,29 @@ async def test_states_wait_for_the_bus_and_only_the_newest_is_delivered(setup: A
     delivered = sorted((i, s.status, s.updated_at) for i, s in stand_in.states)
     assert delivered == [("IN_known", INA, 30), ("IN_other", PUB, 15)]
     assert control.delivered_late == 2
+
+
+async def test_a_request_its_caller_gave_up_on_is_answered_before_the_end_and_before_settled(setup: Any) -> None:
+    control, stand_in, _ = setup
+    stand_in.update_delay = 0.4
+
+    async def given_up(updated_at: int) -> None:
+        caller = asyncio.create_task(control.update_state("IN_known", _state(PUB, updated_at)))
+        await asyncio.sleep(0.1)  # on the bus, livekit-server handling it
+        caller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await caller
+
+    # A session torn down mid-request (its event loop task cancelled), then its end: the end is handled last.
+    await given_up(10)
+    stand_in.update_delay = 0.0
+    await control.update_state("IN_known", _state(INA, 20))
+    assert [(s.status, s.updated_at) for _, s in stand_in.states] == [(PUB, 10), (INA, 20)]
+
+    # What DeleteIngress's answer waits for: every request sent so far has been handled.
+    stand_in.update_delay = 0.4
+    await given_up(30)
+    async with asyncio.timeout(2):
+        await control.settled("IN_known")
+    assert stand_in.states[-1][1].updated_at == 30
+    await control.settled("IN_nothing_sent")  # nothing under way: at once
