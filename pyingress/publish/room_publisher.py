@@ -26,7 +26,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from fractions import Fraction
 
 from livekit.protocol import models, rtc
 
@@ -592,7 +591,7 @@ class RoomPublisher:
                 timestamp = round(frame.pts * frame.time_base * VIDEO_CLOCK)
                 await join.peer.send_video(frame.quality, frame.data, timestamp)
             else:
-                join.peer.send_audio(frame.data, frame.pts, Fraction(frame.time_base))
+                await join.peer.send_audio(frame.data, frame.pts, frame.time_base)
         except ConnectionError:
             self.stats.dropped_disconnected += 1
             return False

@@ -4,8 +4,8 @@ Built on aiortc (pinned 1.16.0) with what LiveKit needs from a publish-only clie
 send-only transceivers limited to the one codec we encode, max-bundle, the offer extended with rid simulcast
 (``simulcast.py``) and with Opus parameters for stereo/DTX (both SDP edits in ``sdp.py``), remote candidates
 trickled in after the answer.
-Audio goes through aiortc's own sender, fed with pre-encoded Opus ``av.Packet``s (feasibility.md §7b); video
-through ``SimulcastSender``.
+Both transceivers' senders hold an idle track; we send the media ourselves (``direct_send``): audio through
+``AudioSender``, one RTP packet per Opus frame, video through ``SimulcastSender``.
 """
 
 import asyncio
@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-import av
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -23,52 +22,22 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcicetransport import RTCIceCandidate
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import candidate_from_sdp
 
+from pyingress.webrtc.audio_send import OPUS_CLOCK_RATE, AudioSender
+from pyingress.webrtc.direct_send import IdleTrack
 from pyingress.webrtc.ice import gathering_from
-from pyingress.webrtc.sdp import bundle_candidates, set_opus_parameters
-from pyingress.webrtc.simulcast import (
-    KeyframeRequest,
-    SimulcastEncoding,
-    SimulcastSender,
-    SimulcastTrack,
-)
+from pyingress.webrtc.sdp import bundle_candidates, set_opus_parameters, ssrc_cname
+from pyingress.webrtc.simulcast import KeyframeRequest, SimulcastEncoding, SimulcastSender
 
 logger = logging.getLogger(__name__)
 
 OPUS_TIME_BASE = Fraction(1, 48_000)
 # The H.264 entry aiortc offers for constrained baseline, packetization-mode 1: what the pipeline encodes.
 H264_PROFILE_LEVEL_ID = "42e01f"
-
-
-class EncodedAudioTrack(MediaStreamTrack):
-    """An audio track fed with pre-encoded Opus packets; aiortc's sender packs each into one RTP packet."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue()
-
-    def push(self, data: bytes, pts: int, time_base: Fraction = OPUS_TIME_BASE) -> None:
-        packet = av.Packet(data)
-        packet.pts = pts
-        packet.time_base = time_base
-        self._queue.put_nowait(packet)
-
-    async def recv(self) -> av.Packet:
-        packet = await self._queue.get()
-        if packet is None:
-            raise MediaStreamError
-        return packet
-
-    def stop(self) -> None:
-        self._queue.put_nowait(None)
-        super().stop()
 
 
 def _video_capability(codec: str) -> RTCRtpCodecCapability:
@@ -113,17 +82,19 @@ class PublisherPeer:
         self._closing = False
         self._remote_set = False
         self._pending_candidates: list[RTCIceCandidate] = []
-        self.audio_track: EncodedAudioTrack | None = None
+        self.audio_track: IdleTrack | None = None
+        self.audio: AudioSender | None = None
         self.audio_options = audio
-        self.video_track: SimulcastTrack | None = None
+        self.video_track: IdleTrack | None = None
         self.simulcast: SimulcastSender | None = None
         if audio is not None:
-            self.audio_track = EncodedAudioTrack()
+            self.audio_track = IdleTrack("audio")
             transceiver = self.pc.addTransceiver(self.audio_track, direction="sendonly")
             transceiver.setCodecPreferences([_opus_capability()])
             self._audio_transceiver = transceiver
+            self.audio = AudioSender(transceiver)
         if video_codec is not None:
-            self.video_track = SimulcastTrack(f"TR_video_{uuid.uuid4().hex[:12]}")
+            self.video_track = IdleTrack("video", f"TR_video_{uuid.uuid4().hex[:12]}")
             transceiver = self.pc.addTransceiver(self.video_track, direction="sendonly")
             transceiver.setCodecPreferences([_video_capability(video_codec)])
             self.simulcast = SimulcastSender(transceiver, video_codec, video_encodings, on_keyframe_request)
@@ -154,6 +125,8 @@ class PublisherPeer:
         with gathering_from(self.host_addresses):
             await self.pc.setLocalDescription(await self.pc.createOffer())
         sdp = self.pc.localDescription.sdp
+        if self.audio is not None:
+            self.audio.offer_made(ssrc_cname(sdp))
         if self.simulcast is not None:
             sdp = self.simulcast.munge_offer(sdp)
         if self.audio_options is not None and self._audio_transceiver.mid is not None:
@@ -176,6 +149,8 @@ class PublisherPeer:
     async def set_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._remote_set = True
+        if self.audio is not None:
+            self.audio.start(sdp)
         if self.simulcast is not None:
             self.simulcast.start(sdp)
         pending, self._pending_candidates = self._pending_candidates, []
@@ -201,9 +176,12 @@ class PublisherPeer:
         else:
             self._pending_candidates.append(parsed)
 
-    def send_audio(self, data: bytes, pts: int, time_base: Fraction = OPUS_TIME_BASE) -> None:
-        if self.audio_track is not None:
-            self.audio_track.push(data, pts, time_base)
+    async def send_audio(self, data: bytes, pts: int, time_base: Fraction = OPUS_TIME_BASE) -> None:
+        """One Opus frame at ``pts`` in ``time_base`` (the pipeline's is Opus's own 1/48000: no arithmetic)."""
+        if self.audio is None:
+            return
+        timestamp = pts if time_base == OPUS_TIME_BASE else round(pts * time_base * OPUS_CLOCK_RATE)
+        await self.audio.send_frame(data, timestamp)
 
     async def send_video(self, quality: int, data: bytes, timestamp_90k: int) -> int:
         if self.simulcast is None:
@@ -212,8 +190,9 @@ class PublisherPeer:
 
     async def close(self) -> None:
         self._closing = True
-        if self.simulcast is not None:
-            with contextlib.suppress(Exception):
-                await self.simulcast.stop()
+        for sender in (self.audio, self.simulcast):
+            if sender is not None:
+                with contextlib.suppress(Exception):
+                    await sender.stop()
         with contextlib.suppress(Exception):
             await self.pc.close()

@@ -271,19 +271,19 @@ def set_opus_parameters(sdp: str, mid: str, *, stereo: bool, dtx: bool) -> str:
 
 
 @dataclass(frozen=True)
-class NegotiatedVideo:
-    """What the answer accepted for the simulcast m-line: the payload type and the header extension ids."""
+class NegotiatedCodec:
+    """What the answer accepted for one of our m-lines: the codec's payload type and the header extension ids."""
 
     payload_type: int
-    codec: str  # "H264" / "VP8"
+    codec: str  # "H264" / "VP8" / "opus"
     extensions: tuple[RTCRtpHeaderExtensionParameters, ...]
 
     def extension_id(self, uri: str) -> int | None:
         return next((ext.id for ext in self.extensions if ext.uri == uri), None)
 
 
-def negotiated_video(answer_sdp: str, mid: str, codec: str) -> NegotiatedVideo:
-    """Payload type of ``codec`` ("h264"/"vp8") and the extension ids of the answer's m-line ``mid``."""
+def negotiated_codec(answer_sdp: str, mid: str, codec: str) -> NegotiatedCodec:
+    """Payload type of ``codec`` ("h264"/"vp8"/"opus") and the extension ids of the answer's m-line ``mid``."""
     description = aiortc_sdp.SessionDescription.parse(answer_sdp)
     media = next((m for m in description.media if m.rtp.muxId == mid), None)
     if media is None:
@@ -293,4 +293,4 @@ def negotiated_video(answer_sdp: str, mid: str, codec: str) -> NegotiatedVideo:
     if chosen is None or chosen.payloadType is None:
         offered = [c.name for c in media.rtp.codecs]
         raise ValueError(f"answer for mid {mid!r} did not accept {codec} (it has {offered})")
-    return NegotiatedVideo(chosen.payloadType, chosen.name, tuple(media.rtp.headerExtensions))
+    return NegotiatedCodec(chosen.payloadType, chosen.name, tuple(media.rtp.headerExtensions))

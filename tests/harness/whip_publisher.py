@@ -234,7 +234,7 @@ class WhipPublisher:
                 await self.peer.send_video(quality, frame, index * 90_000 // FPS)
             while self._audio_clip is not None and sent_audio * 0.02 <= index / FPS:
                 data = self._audio_clip.frames[sent_audio % len(self._audio_clip.frames)]
-                self.peer.send_audio(data, sent_audio * 960)
+                await self.peer.send_audio(data, sent_audio * 960)
                 sent_audio += 1
 
     def resource_url(self) -> str:

@@ -27,7 +27,7 @@ from pyingress.webrtc.sdp import (
     free_extmap_id,
     join_sections,
     media_sections,
-    negotiated_video,
+    negotiated_codec,
     payload_types,
     rids_of,
     section_kind,
@@ -285,18 +285,18 @@ def test_opus_parameters_on_a_real_offer(aiortc_pair: tuple[str, str]) -> None:
     assert set_opus_parameters(no_opus, "0", stereo=False, dtx=False) == no_opus
 
 
-def test_negotiated_video_from_a_real_aiortc_answer(aiortc_pair: tuple[str, str]) -> None:
+def test_negotiated_codec_from_a_real_aiortc_answer(aiortc_pair: tuple[str, str]) -> None:
     _, answer = aiortc_pair
-    negotiated = negotiated_video(answer, "1", "vp8")  # aiortc prefers VP8
+    negotiated = negotiated_codec(answer, "1", "vp8")  # aiortc prefers VP8
     video = find_section(answer, "1")
     assert video is not None
     assert str(negotiated.payload_type) == codec_payload_type(video, "vp8")
     assert negotiated.extension_id(MID_URI) == extmap_id(video, MID_URI)
     assert negotiated.extension_id(RID_URI) is None
     with pytest.raises(ValueError):
-        negotiated_video(answer, "0", "vp8")
+        negotiated_codec(answer, "0", "vp8")
     with pytest.raises(ValueError):
-        negotiated_video(answer, "9", "vp8")
+        negotiated_codec(answer, "9", "vp8")
 
 
 async def test_a_browser_offer_is_answered_by_aiortc_after_the_edits() -> None:

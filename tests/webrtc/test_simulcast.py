@@ -22,11 +22,12 @@ from aiortc.rtp import (
 from aiortc.sdp import SessionDescription
 from livekit.protocol.models import VideoQuality
 
+from pyingress.webrtc.direct_send import serialize_frame
 from pyingress.webrtc.ice import LOOPBACK_ADDRESSES, gathering_from
 from pyingress.webrtc.peer import PublisherPeer
-from pyingress.webrtc.sdp import MID_URI, RID_URI, add_simulcast_to_offer, negotiated_video
+from pyingress.webrtc.sdp import MID_URI, RID_URI, add_simulcast_to_offer, negotiated_codec
 from pyingress.webrtc.sdp import ssrc_cname as offer_cname
-from pyingress.webrtc.simulcast import LayerStream, SimulcastEncoding, assign_rids, serialize_frame
+from pyingress.webrtc.simulcast import LayerStream, SimulcastEncoding, assign_rids
 
 LOW, MEDIUM, HIGH = VideoQuality.LOW, VideoQuality.MEDIUM, VideoQuality.HIGH
 # An IDR access unit in Annex-B: SPS, PPS, then a slice big enough to need FU-A fragments (no zero bytes inside).
@@ -108,14 +109,14 @@ async def test_offer_munging_adds_rids_simulcast_and_the_stream_id_extension() -
 
 
 def test_negotiated_payload_type_and_extension_ids_come_from_the_answer() -> None:
-    negotiated = negotiated_video(LIVEKIT_ANSWER, "0", "h264")
+    negotiated = negotiated_codec(LIVEKIT_ANSWER, "0", "h264")
     assert negotiated.payload_type == 101
     assert negotiated.extension_id(MID_URI) == 1
     assert negotiated.extension_id(RID_URI) == 4
     with pytest.raises(ValueError):
-        negotiated_video(LIVEKIT_ANSWER, "0", "vp8")
+        negotiated_codec(LIVEKIT_ANSWER, "0", "vp8")
     with pytest.raises(ValueError):
-        negotiated_video(LIVEKIT_ANSWER, "1", "h264")
+        negotiated_codec(LIVEKIT_ANSWER, "1", "h264")
 
 
 def _extensions_map(mid_id: int = 1, rid_id: int = 4) -> HeaderExtensionsMap:
