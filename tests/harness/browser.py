@@ -59,6 +59,11 @@ window.publish = async (endpoint, simulcast, width, height, codec) => {
   window.whip.location = response.headers.get("Location");
   if (response.status !== 201) return {status: response.status, body};
   await pc.setRemoteDescription({type: "answer", sdp: body});
+  // The sizes a test asks for are the sizes sent: on a busy machine, or when its bandwidth estimate starts again
+  // (an ICE restart), Chromium would otherwise scale the picture down for a while ("balanced").
+  const parameters = video.sender.getParameters();
+  parameters.degradationPreference = "maintain-resolution";
+  await video.sender.setParameters(parameters);
   window.whip.answer = body;
   return {status: response.status, location: window.whip.location, answer: body};
 };

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.harness.publishers import TestPattern, make_clip
 from tests.harness.pyingress_peer import PyingressPeer
 from tests.harness.redis_peer import RedisPeer
 from tests.harness.subscriber import RoomSubscriber
+from tests.harness.udp_relay import LossyRelay
 
 
 async def test_redis_answers(redis_server: RedisPeer) -> None:
@@ -95,3 +97,47 @@ def test_pyingress_runs_as_a_subprocess_and_restarts(pyingress_factory: Callable
     peer.restart()
     with urllib.request.urlopen(peer.http_url + "/availability", timeout=5) as response:
         assert response.status == 200
+
+
+async def test_udp_relay_keeps_each_client_apart_as_a_nat_does() -> None:
+    """Two peer connections through one relay (pyingress's publish and subscribe transports, in the slow-room
+    chaos test): what the target answers each reaches that one, however their datagrams interleave."""
+    loop = asyncio.get_running_loop()
+    echoed: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(data + b"<" + str(addr[1]).encode(), addr)  # type: ignore[attr-defined]
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self, name: bytes) -> None:
+            self.name = name
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            echoed.put_nowait(self.name + b":" + data)
+
+    target, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    relay = await LossyRelay(target.get_extra_info("sockname")[:2], loss=0.0).start()
+    clients = [
+        (await loop.create_datagram_endpoint(functools.partial(Client, name), local_addr=("127.0.0.1", 0)))[0]
+        for name in (b"a", b"b")
+    ]
+    try:
+        for round_ in range(3):
+            for name, client in zip((b"a", b"b"), clients, strict=True):
+                client.sendto(name + str(round_).encode(), relay.address)
+        replies = [await asyncio.wait_for(echoed.get(), 5) for _ in range(6)]
+        assert sorted(reply.split(b"<")[0] for reply in replies) == sorted(
+            name + b":" + name + str(round_).encode() for name in (b"a", b"b") for round_ in range(3)
+        ), replies
+        # The target sees each client from a port of its own, the first from the address a proxy announces.
+        ports = {reply.split(b":")[0]: int(reply.split(b"<")[1]) for reply in replies}
+        assert ports[b"a"] == relay.back_address[1] and ports[b"b"] != ports[b"a"], ports
+    finally:
+        relay.close()
+        target.close()
+        for client in clients:
+            client.close()

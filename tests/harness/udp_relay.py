@@ -3,13 +3,16 @@ pyingress, on loopback — or, with a ``Bottleneck``, a slow link from pyingress
 
 The relay listens on one port; the publisher is told that port instead of pyingress's (its candidate in the
 answer is rewritten, ``rewrite_candidates``).  What the publisher sends goes on to pyingress from a second socket,
-what pyingress answers goes back to the publisher.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE checks and
-the DTLS handshake pass, so a run measures media under loss, not a connection that might not come up.  RTCP from
-pyingress is counted by type on the way back — its header is in the clear in SRTCP — so a test can see the NACKs
-and PLIs it sent.
+what pyingress answers goes back to the publisher.  As behind a NAT, each address sending to the front gets a back
+socket of its own: pyingress's room publisher has two peer connections (publish and subscribe) through one relay,
+and the server's answers to one must not reach the other.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE
+checks and the DTLS handshake pass, so a run measures media under loss, not a connection that might not come up.
+RTCP from pyingress is counted by type on the way back — its header is in the clear in SRTCP — so a test can see
+the NACKs and PLIs it sent.
 """
 
 import asyncio
+import functools
 import random
 import re
 from collections import Counter
@@ -69,16 +72,24 @@ class _Side(asyncio.DatagramProtocol):
 
 class LossyRelay:
     def __init__(
-        self, target: tuple[str, int], loss: float, seed: int = 7, bottleneck: Bottleneck | None = None
+        self,
+        target: tuple[str, int],
+        loss: float,
+        seed: int = 7,
+        bottleneck: Bottleneck | None = None,
+        clients: int = 4,
     ) -> None:
+        """``clients``: how many sending addresses the relay keeps apart (one back socket each)."""
         self.target = target
         self.loss = loss
         self.bottleneck = bottleneck
         self.random = random.Random(seed)
         self.counters = RelayCounters()
-        self.publisher: tuple[str, int] | None = None
+        self.clients = clients
         self._front: _Side | None = None
-        self._back: _Side | None = None
+        self._backs: list[_Side] = []
+        self._back_of: dict[tuple[str, int], int] = {}  # client address -> index of its back socket
+        self._clients: list[tuple[str, int]] = []  # by back socket
 
     @property
     def address(self) -> tuple[str, int]:
@@ -88,9 +99,11 @@ class LossyRelay:
 
     @property
     def back_address(self) -> tuple[str, int]:
-        """Where the target's datagrams to the publisher go (a target told this can only reach it here)."""
-        assert self._back is not None and self._back.transport is not None
-        host, port = self._back.transport.get_extra_info("sockname")[:2]
+        """Where the target's datagrams to the first client go (a target told this can only reach it here; later
+        clients it learns from their checks, as peer-reflexive candidates)."""
+        transport = self._backs[0].transport
+        assert transport is not None
+        host, port = transport.get_extra_info("sockname")[:2]
         return host, port
 
     async def start(self) -> "LossyRelay":
@@ -98,13 +111,23 @@ class LossyRelay:
         _, self._front = await loop.create_datagram_endpoint(
             lambda: _Side(self._from_publisher), local_addr=("127.0.0.1", 0)
         )
-        _, self._back = await loop.create_datagram_endpoint(
-            lambda: _Side(self._from_server), local_addr=("127.0.0.1", 0)
-        )
+        for index in range(self.clients):
+            factory = functools.partial(_Side, functools.partial(self._from_server, index))
+            _, side = await loop.create_datagram_endpoint(factory, local_addr=("127.0.0.1", 0))
+            self._backs.append(side)
         return self
 
+    def _back_for(self, client: tuple[str, int]) -> _Side:
+        index = self._back_of.get(client)
+        if index is None:
+            if len(self._clients) == len(self._backs):
+                raise RuntimeError(f"more than {self.clients} clients through one relay")
+            index = self._back_of[client] = len(self._clients)
+            self._clients.append(client)
+        return self._backs[index]
+
     def _from_publisher(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.publisher = addr
+        back = self._back_for(addr)
         if data and 128 <= data[0] <= 191 and self.random.random() < self.loss:
             self.counters.dropped += 1
             return
@@ -118,24 +141,25 @@ class LossyRelay:
             self.counters.max_wait = max(self.counters.max_wait, wait)
         self.counters.forwarded += 1
         if wait > 0:
-            asyncio.get_running_loop().call_later(wait, self._to_target, data)
+            asyncio.get_running_loop().call_later(wait, self._to_target, back, data)
         else:
-            self._to_target(data)
+            self._to_target(back, data)
 
-    def _to_target(self, data: bytes) -> None:
-        if self._back is not None and self._back.transport is not None and not self._back.transport.is_closing():
-            self._back.transport.sendto(data, self.target)
+    def _to_target(self, back: _Side, data: bytes) -> None:
+        if back.transport is not None and not back.transport.is_closing():
+            back.transport.sendto(data, self.target)
 
-    def _from_server(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _from_server(self, index: int, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) >= 2 and 128 <= data[0] <= 191 and 192 <= data[1] <= 223:
             name = _RTCP_NAMES.get((data[1], data[0] & 0x1F if data[1] in (205, 206) else 0))
             if name:
                 self.counters.feedback[name] += 1
-        if self.publisher is not None and self._front is not None and self._front.transport is not None:
-            self._front.transport.sendto(data, self.publisher)
+        client = self._clients[index] if index < len(self._clients) else None
+        if client is not None and self._front is not None and self._front.transport is not None:
+            self._front.transport.sendto(data, client)
 
     def close(self) -> None:
-        for side in (self._front, self._back):
+        for side in (self._front, *self._backs):
             if side is not None and side.transport is not None:
                 side.transport.close()
 
