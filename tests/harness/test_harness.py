@@ -100,8 +100,8 @@ def test_pyingress_runs_as_a_subprocess_and_restarts(pyingress_factory: Callable
 
 
 async def test_udp_relay_keeps_each_client_apart_as_a_nat_does() -> None:
-    """Two peer connections through one relay (pyingress's publish and subscribe transports, in the slow-room
-    chaos test): what the target answers each reaches that one, however their datagrams interleave."""
+    """Two client addresses through one relay (a peer connection's host candidates, each checking the relay's
+    address): what the target answers each reaches that one, however their datagrams interleave."""
     loop = asyncio.get_running_loop()
     echoed: asyncio.Queue[bytes] = asyncio.Queue()
 

@@ -4,8 +4,8 @@ pyingress, on loopback — or, with a ``Bottleneck``, a slow link from pyingress
 The relay listens on one port; the publisher is told that port instead of pyingress's (its candidate in the
 answer is rewritten, ``rewrite_candidates``).  What the publisher sends goes on to pyingress from a second socket,
 what pyingress answers goes back to the publisher.  As behind a NAT, each address sending to the front gets a back
-socket of its own: pyingress's room publisher has two peer connections (publish and subscribe) through one relay,
-and the server's answers to one must not reach the other.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE
+socket of its own: a peer connection checks from each of its host candidates (aioice gathers loopback and the
+interface address), and what answers one must reach that one.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE
 checks and the DTLS handshake pass, so a run measures media under loss, not a connection that might not come up.
 RTCP from pyingress is counted by type on the way back — its header is in the clear in SRTCP — so a test can see
 the NACKs and PLIs it sent.
