@@ -72,12 +72,6 @@ class RoomServerOptions:
                 # Everything here is loopback: let ICE offer it (dev mode would otherwise pick interface IPs).
                 "enable_loopback_candidate": True,
                 "node_ip": "127.0.0.1",
-                # No link-local IPv6 candidates: with node_ip set, livekit-server's pion (ice v4.4.0) cannot map one,
-                # drops it and closes its muxed socket, and closing one removes the participant's IPv4 socket from
-                # the UDP mux as well (RemoveConnByUfrag takes both families): from then on every packet from that
-                # participant over IPv4 is dropped.  Whether it happens depends on the order candidates are gathered
-                # in (a chaos test failed one run in three).
-                "ips": {"excludes": ["fe80::/10"]},
                 "congestion_control": {"enabled": self.congestion_control},
             },
             "keys": {self.api_key: self.api_secret},

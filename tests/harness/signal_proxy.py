@@ -1,13 +1,15 @@
 """livekit-server's signal websocket as one client sees it, with the server's UDP candidates pointing at a relay.
 
 To put a slow link (``udp_relay.Bottleneck``) between pyingress's room publisher and livekit-server, and only there,
-pyingress is given this proxy as its ``ws_url``.  The proxy passes every ``/rtc`` message through unchanged except
+pyingress is given this proxy as its ``ws_url``. The proxy passes every ``/rtc`` message through unchanged except
 the ICE candidates of the publisher connection — in the offer and answer SDP and in trickles — where the first UDP
 one each way is made to name the relay (the server's: the relay's front, the client's: the relay's back) and the
-other UDP ones are left out; TCP ones stay (aioice cannot use them).  Neither side knows an address of the other
-but the relay's, so no pair of candidates can bypass it, while viewers and every other client talk to
-livekit-server directly.  Nothing else of the room is touched: the server it joins, the tracks it publishes, the
-viewers are real.
+other UDP ones are left out; TCP ones stay (aioice cannot use them). The client's candidate leaves its offer and
+follows the server's answer as a trickle, as a browser's does: livekit-server v1.13.5 checking a candidate that came
+in the offer while it still gathers its own lost the relay's address in its UDP mux, one run in three. Neither side
+knows an address of the other but the relay's, so no pair of candidates can bypass it, while viewers and every other
+client talk to livekit-server directly. Nothing else of the room is touched: the server it joins, the tracks it
+publishes, the viewers are real.
 """
 
 import asyncio
@@ -28,6 +30,19 @@ def candidate_to_relay(candidate: str, relay: tuple[str, int]) -> str:
         return candidate
     parts[4], parts[5] = relay[0], str(relay[1])
     return " ".join(parts)
+
+
+def _trickle(candidate: str, mid: str) -> bytes:
+    """The client's candidate as the trickle a browser would send."""
+    init = {"candidate": candidate, "sdpMid": mid, "sdpMLineIndex": 0, "usernameFragment": None}
+    trickle = rtc.TrickleRequest(candidateInit=json.dumps(init), target=rtc.SignalTarget.PUBLISHER)
+    return rtc.SignalRequest(trickle=trickle).SerializeToString()
+
+
+def _is_answer(data: bytes) -> bool:
+    response = rtc.SignalResponse()
+    response.ParseFromString(data)
+    return response.WhichOneof("message") == "answer"
 
 
 class CandidateRewritingProxy:
@@ -67,8 +82,9 @@ class CandidateRewritingProxy:
             client = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
             await client.prepare(request)
             given: dict[bool, bool] = {}  # per connection and way: a UDP candidate was passed on
-            up = asyncio.create_task(self._pump(client, upstream, given, from_server=False))
-            down = asyncio.create_task(self._pump(upstream, client, given, from_server=True))
+            held: list[bytes] = []  # the client's candidate from its offer, trickled once the answer is back
+            up = asyncio.create_task(self._pump(client, upstream, given, held, from_server=False))
+            down = asyncio.create_task(self._pump(upstream, client, given, held, from_server=True, back=upstream))
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             for task in (up, down):
                 task.cancel()
@@ -82,14 +98,20 @@ class CandidateRewritingProxy:
         source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
         sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
         given: dict[bool, bool],
+        held: list[bytes],
         *,
         from_server: bool,
+        back: aiohttp.ClientWebSocketResponse | None = None,
     ) -> None:
         async for message in source:
             if message.type == aiohttp.WSMsgType.BINARY:
-                data = self._rewrite(message.data, given, from_server)
+                data = self._rewrite(message.data, given, held, from_server)
                 if data is not None:
                     await sink.send_bytes(data)
+                if back is not None and held and _is_answer(message.data):
+                    for trickle in held:
+                        await back.send_bytes(trickle)
+                    held.clear()
             elif message.type == aiohttp.WSMsgType.TEXT:
                 await sink.send_str(message.data)
             else:
@@ -97,17 +119,23 @@ class CandidateRewritingProxy:
         with contextlib.suppress(ConnectionError):
             await sink.close()
 
-    def _rewrite(self, data: bytes, given: dict[bool, bool], from_server: bool) -> bytes | None:
+    def _rewrite(self, data: bytes, given: dict[bool, bool], held: list[bytes], from_server: bool) -> bytes | None:
         message: rtc.SignalResponse | rtc.SignalRequest = rtc.SignalResponse() if from_server else rtc.SignalRequest()
         message.ParseFromString(data)
         kind = message.WhichOneof("message")
         if kind in ("answer", "offer") and kind == ("answer" if from_server else "offer"):
             description = getattr(message, kind)
             lines = []
+            mid = ""
             for line in description.sdp.split("\r\n"):
+                if line.startswith("a=mid:") and not mid:
+                    mid = line[6:]
                 if line.startswith("a=candidate:"):
                     rewritten = self._candidate(line[2:], given, from_server)
                     if rewritten is None:
+                        continue
+                    if not from_server and rewritten != line[2:]:
+                        held.append(_trickle(rewritten, mid))
                         continue
                     line = "a=" + rewritten
                 lines.append(line)
