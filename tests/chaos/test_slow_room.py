@@ -85,7 +85,7 @@ async def test_a_slow_link_to_the_room_loses_frames_on_the_wire_not_in_pyingress
     bottleneck = Bottleneck(max_queue=0.2)
     target = ("127.0.0.1", livekit_server.options.rtc_udp_port)
     relay = await LossyRelay(target, loss=0.0, bottleneck=bottleneck).start()
-    proxy = await CandidateRewritingProxy(livekit_server.ws_url, relay.address, relay.back_address).start()
+    proxy = await CandidateRewritingProxy(livekit_server.ws_url, relay.address, relay.forward_to).start()
     metrics_port = free_port()
     peer = pyingress_factory({"ws_url": proxy.ws_url, "prometheus_port": metrics_port})
     room, identity = "chaos-slow-room", "enc-slow-room"

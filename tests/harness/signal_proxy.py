@@ -15,6 +15,7 @@ publishes, the viewers are real.
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -46,10 +47,17 @@ def _is_answer(data: bytes) -> bool:
 
 
 class CandidateRewritingProxy:
-    def __init__(self, upstream_ws_url: str, relay: tuple[str, int], relay_back: tuple[str, int]) -> None:
-        """``relay``: where the client is to send (the relay's front); ``relay_back``: where the server is to."""
+    def __init__(
+        self,
+        upstream_ws_url: str,
+        relay: tuple[str, int],
+        relay_back: tuple[str, int] | Callable[[tuple[str, int]], tuple[str, int]],
+    ) -> None:
+        """``relay``: where the client is to send (the relay's front); ``relay_back``: where the server is to, or a
+        function from the client's own address to it (``LossyRelay.forward_to``)."""
         self.upstream = upstream_ws_url.rstrip("/")
-        self.relays = {True: relay, False: relay_back}  # keyed by "from the server"
+        self.relay = relay
+        self.relay_back = relay_back
         self.port = free_port()
         self.rewritten = 0
         self.candidates: list[str] = []  # what was done to each candidate, for a failing test's message
@@ -151,15 +159,25 @@ class CandidateRewritingProxy:
             return data
         return message.SerializeToString()
 
+    def _relay_for(self, candidate: str, from_server: bool) -> tuple[str, int]:
+        """The address to put in ``candidate`` (a UDP one): the relay's front for the server's, for the client's
+        the back socket that leads to the client's own address."""
+        if from_server:
+            return self.relay
+        if callable(self.relay_back):
+            parts = candidate.split()
+            return self.relay_back((parts[4], int(parts[5])))
+        return self.relay_back
+
     def _candidate(self, candidate: str, given: dict[bool, bool], from_server: bool) -> str | None:
-        rewritten = candidate_to_relay(candidate, self.relays[from_server])
         way = "server" if from_server else "client"
-        if rewritten == candidate:
+        if candidate_to_relay(candidate, ("", 0)) == candidate:
             self.candidates.append(f"{way} kept {candidate}")
             return candidate  # not UDP (or end-of-candidates)
         if given.get(from_server):
             self.candidates.append(f"{way} dropped {candidate}")
             return None
+        rewritten = candidate_to_relay(candidate, self._relay_for(candidate, from_server))
         self.candidates.append(f"{way} {candidate} -> {rewritten}")
         given[from_server] = True
         self.rewritten += 1

@@ -117,6 +117,14 @@ class LossyRelay:
             self._backs.append(side)
         return self
 
+    def forward_to(self, client: tuple[str, int]) -> tuple[str, int]:
+        """Give ``client`` its back socket now, as a port forward does, and return that socket's address: what the
+        target sends there reaches the client even before the client has sent anything through the relay."""
+        transport = self._back_for(client).transport
+        assert transport is not None
+        host, port = transport.get_extra_info("sockname")[:2]
+        return host, port
+
     def _back_for(self, client: tuple[str, int]) -> _Side:
         index = self._back_of.get(client)
         if index is None:
