@@ -136,6 +136,14 @@ async def test_udp_relay_keeps_each_client_apart_as_a_nat_does() -> None:
         # The target sees each client from a port of its own, the first from the address a proxy announces.
         ports = {reply.split(b":")[0]: int(reply.split(b"<")[1]) for reply in replies}
         assert ports[b"a"] == relay.back_address[1] and ports[b"b"] != ports[b"a"], ports
+
+        # A client forwarded to before it sent anything gets what the target sends to its back socket.
+        late, _ = await loop.create_datagram_endpoint(functools.partial(Client, b"c"), local_addr=("127.0.0.1", 0))
+        clients.append(late)
+        forwarded = relay.forward_to(late.get_extra_info("sockname")[:2])
+        assert forwarded not in (relay.back_address, ("127.0.0.1", ports[b"b"]))
+        target.sendto(b"unsolicited", forwarded)
+        assert await asyncio.wait_for(echoed.get(), 5) == b"c:unsolicited"
     finally:
         relay.close()
         target.close()

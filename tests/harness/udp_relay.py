@@ -4,8 +4,8 @@ pyingress, on loopback — or, with a ``Bottleneck``, a slow link from pyingress
 The relay listens on one port; the publisher is told that port instead of pyingress's (its candidate in the
 answer is rewritten, ``rewrite_candidates``).  What the publisher sends goes on to pyingress from a second socket,
 what pyingress answers goes back to the publisher.  As behind a NAT, each address sending to the front gets a back
-socket of its own: a peer connection checks from each of its host candidates (aioice gathers loopback and the
-interface address), and what answers one must reach that one.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE
+socket of its own: a publisher with several interface addresses checks from each of its host candidates, and
+what answers one must reach that one.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE
 checks and the DTLS handshake pass, so a run measures media under loss, not a connection that might not come up.
 RTCP from pyingress is counted by type on the way back — its header is in the clear in SRTCP — so a test can see
 the NACKs and PLIs it sent.
@@ -70,6 +70,13 @@ class _Side(asyncio.DatagramProtocol):
         self.on_datagram(data, addr)
 
 
+def _bound(side: _Side) -> tuple[str, int]:
+    """The local address a side's socket is bound to."""
+    assert side.transport is not None
+    host, port = side.transport.get_extra_info("sockname")[:2]
+    return host, port
+
+
 class LossyRelay:
     def __init__(
         self,
@@ -93,18 +100,14 @@ class LossyRelay:
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._front is not None and self._front.transport is not None
-        host, port = self._front.transport.get_extra_info("sockname")[:2]
-        return host, port
+        assert self._front is not None
+        return _bound(self._front)
 
     @property
     def back_address(self) -> tuple[str, int]:
         """Where the target's datagrams to the first client go (a target told this can only reach it here; later
         clients it learns from their checks, as peer-reflexive candidates)."""
-        transport = self._backs[0].transport
-        assert transport is not None
-        host, port = transport.get_extra_info("sockname")[:2]
-        return host, port
+        return _bound(self._backs[0])
 
     async def start(self) -> "LossyRelay":
         loop = asyncio.get_running_loop()
@@ -120,10 +123,7 @@ class LossyRelay:
     def forward_to(self, client: tuple[str, int]) -> tuple[str, int]:
         """Give ``client`` its back socket now, as a port forward does, and return that socket's address: what the
         target sends there reaches the client even before the client has sent anything through the relay."""
-        transport = self._back_for(client).transport
-        assert transport is not None
-        host, port = transport.get_extra_info("sockname")[:2]
-        return host, port
+        return _bound(self._back_for(client))
 
     def _back_for(self, client: tuple[str, int]) -> _Side:
         index = self._back_of.get(client)
