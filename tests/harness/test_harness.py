@@ -149,3 +149,44 @@ async def test_udp_relay_keeps_each_client_apart_as_a_nat_does() -> None:
         target.close()
         for client in clients:
             client.close()
+
+
+async def test_udp_relay_answers_where_the_target_spoke_from() -> None:
+    """A target that sends from another socket than the address the relay was given (livekit-server's candidate
+    named by its ``node_ip`` while the socket is bound to another address of the host): what the client sends after
+    that goes to the socket that spoke, not to the given address, whose socket knows nothing of the session."""
+    loop = asyncio.get_running_loop()
+    received: dict[str, asyncio.Queue[bytes]] = {"given": asyncio.Queue(), "speaker": asyncio.Queue()}
+
+    class Sink(asyncio.DatagramProtocol):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            received[self.name].put_nowait(data)
+
+    given, _ = await loop.create_datagram_endpoint(functools.partial(Sink, "given"), local_addr=("127.0.0.1", 0))
+    speaker, _ = await loop.create_datagram_endpoint(functools.partial(Sink, "speaker"), local_addr=("127.0.0.1", 0))
+    client_got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            client_got.put_nowait(data)
+
+    client, _ = await loop.create_datagram_endpoint(Client, local_addr=("127.0.0.1", 0))
+    relay = await LossyRelay(given.get_extra_info("sockname")[:2], loss=0.0).start()
+    try:
+        # Before the target has spoken, the client reaches the given address.
+        client.sendto(b"first", relay.address)
+        assert await asyncio.wait_for(received["given"].get(), 5) == b"first"
+        # The target speaks from another socket; the client's answer goes there, and only there.
+        speaker.sendto(b"check", relay.forward_to(client.get_extra_info("sockname")[:2]))
+        assert await asyncio.wait_for(client_got.get(), 5) == b"check"
+        client.sendto(b"answer", relay.address)
+        assert await asyncio.wait_for(received["speaker"].get(), 5) == b"answer"
+        await asyncio.sleep(0.1)
+        assert received["given"].empty()
+    finally:
+        relay.close()
+        for transport in (given, speaker, client):
+            transport.close()

@@ -5,10 +5,13 @@ The relay listens on one port; the publisher is told that port instead of pyingr
 answer is rewritten, ``rewrite_candidates``).  What the publisher sends goes on to pyingress from a second socket,
 what pyingress answers goes back to the publisher.  As behind a NAT, each address sending to the front gets a back
 socket of its own: a publisher with several interface addresses checks from each of its host candidates, and
-what answers one must reach that one.  Only SRTP/SRTCP is dropped (first byte 128-191): ICE
-checks and the DTLS handshake pass, so a run measures media under loss, not a connection that might not come up.
-RTCP from pyingress is counted by type on the way back — its header is in the clear in SRTCP — so a test can see
-the NACKs and PLIs it sent.
+what answers one must reach that one.  And as a NAT's mapping does, a back socket sends to the address the target
+last sent to it from (the configured target until then): livekit-server may advertise one address (its
+``node_ip``) for a socket bound to another of the host's addresses, and what is sent to the advertised address
+reaches a socket that knows nothing of the session (docs/chaos.md).  Only SRTP/SRTCP is dropped (first byte
+128-191): ICE checks and the DTLS handshake pass, so a run measures media under loss, not a connection that might
+not come up.  RTCP from pyingress is counted by type on the way back — its header is in the clear in SRTCP — so a
+test can see the NACKs and PLIs it sent.
 """
 
 import asyncio
@@ -97,6 +100,7 @@ class LossyRelay:
         self._backs: list[_Side] = []
         self._back_of: dict[tuple[str, int], int] = {}  # client address -> index of its back socket
         self._clients: list[tuple[str, int]] = []  # by back socket
+        self._peer_of: dict[int, tuple[str, int]] = {}  # back socket -> where the target last sent to it from
 
     @property
     def address(self) -> tuple[str, int]:
@@ -123,19 +127,19 @@ class LossyRelay:
     def forward_to(self, client: tuple[str, int]) -> tuple[str, int]:
         """Give ``client`` its back socket now, as a port forward does, and return that socket's address: what the
         target sends there reaches the client even before the client has sent anything through the relay."""
-        return _bound(self._back_for(client))
+        return _bound(self._backs[self._index_for(client)])
 
-    def _back_for(self, client: tuple[str, int]) -> _Side:
+    def _index_for(self, client: tuple[str, int]) -> int:
         index = self._back_of.get(client)
         if index is None:
             if len(self._clients) == len(self._backs):
                 raise RuntimeError(f"more than {self.clients} clients through one relay")
             index = self._back_of[client] = len(self._clients)
             self._clients.append(client)
-        return self._backs[index]
+        return index
 
     def _from_publisher(self, data: bytes, addr: tuple[str, int]) -> None:
-        back = self._back_for(addr)
+        index = self._index_for(addr)
         if data and 128 <= data[0] <= 191 and self.random.random() < self.loss:
             self.counters.dropped += 1
             return
@@ -149,15 +153,17 @@ class LossyRelay:
             self.counters.max_wait = max(self.counters.max_wait, wait)
         self.counters.forwarded += 1
         if wait > 0:
-            asyncio.get_running_loop().call_later(wait, self._to_target, back, data)
+            asyncio.get_running_loop().call_later(wait, self._to_target, index, data)
         else:
-            self._to_target(back, data)
+            self._to_target(index, data)
 
-    def _to_target(self, back: _Side, data: bytes) -> None:
+    def _to_target(self, index: int, data: bytes) -> None:
+        back = self._backs[index]
         if back.transport is not None and not back.transport.is_closing():
-            back.transport.sendto(data, self.target)
+            back.transport.sendto(data, self._peer_of.get(index, self.target))
 
     def _from_server(self, index: int, data: bytes, addr: tuple[str, int]) -> None:
+        self._peer_of[index] = addr
         if len(data) >= 2 and 128 <= data[0] <= 191 and 192 <= data[1] <= 223:
             name = _RTCP_NAMES.get((data[1], data[0] & 0x1F if data[1] in (205, 206) else 0))
             if name:
