@@ -1,6 +1,7 @@
 """WHIP side by side, one run: livekit/ingress (Go + GStreamer, ``../shared/tools/livekit-ingress/``) and pyingress,
 both publishing into one livekit-server (with Redis, the original as its ingress worker), fed by the same aiortc
-WHIP publisher (1280×720 30 fps VP8 at ~2.5 Mb/s + Opus, a pre-encoded loop: the same bytes for both sides),
+WHIP publisher (1280×720 30 fps VP8, or H.264 with ``--codec h264``, at ~2.5 Mb/s + Opus, a pre-encoded loop:
+the same bytes for both sides),
 watched by the same subscriber.
 
 Per side and repetition:
@@ -41,6 +42,7 @@ Two things about livekit/ingress shape how the bench drives it:
     .cache/venv/bin/python bench/whip_side_by_side.py                  # 3 repetitions, 20 s transcoded each
     .cache/venv/bin/python bench/whip_side_by_side.py --reps 1 --seconds 8
     .cache/venv/bin/python bench/whip_side_by_side.py --work /tmp/sxs  # keep clips and peers-N/ logs
+    .cache/venv/bin/python bench/whip_side_by_side.py --codec h264     # an H.264 publisher (as OBS sends)
 
 Run from the checkout after ``./run test`` (the Go binary is unpacked into .cache/livekit-ingress/ as
 ``run-side-by-side`` does; it needs Debian's GStreamer plugins, which the test set-up installs).  Exit status 1 if
@@ -71,7 +73,8 @@ from tests.harness.processes import PeerError
 from tests.harness.subscriber import RoomSubscriber
 from tests.harness.whip_publisher import WhipPublisher, encode_audio, encode_video
 
-SIZE, BITRATE, CODEC = (1280, 720), "2500k", "vp8"
+SIZE, BITRATE = (1280, 720), "2500k"
+CODECS = ("vp8", "h264")
 FIRST_FRAME_TIMEOUT = 20.0
 ATTEMPTS = 6
 IDLE_WANTED = 0.6  # cores idle over one second before an offer: twice livekit/ingress's WHIP admission reserve
@@ -151,7 +154,7 @@ def why_no_frame(peers: Peers, side: str, since: int, transcoded: bool) -> str:
 
 
 async def attempt(
-    peers: Peers, clips: Path, side: str, transcoded: bool, seconds: float, name: str, audio: bool
+    peers: Peers, clips: Path, side: str, transcoded: bool, seconds: float, name: str, audio: bool, codec: str
 ) -> dict[str, Any]:
     """One session on a new ingress and room: publish after an idle second, time the first frame and, transcoded,
     the CPU of the side's process tree.  ``refused`` (429) or ``failed`` (no frame) when it did not get that far."""
@@ -167,7 +170,7 @@ async def attempt(
         publisher = WhipPublisher(
             f"{info.url}/{info.stream_key}",
             clips,
-            video=CODEC,
+            video=codec,
             audio=audio,
             size=SIZE,
             bitrate=BITRATE,
@@ -204,14 +207,14 @@ async def attempt(
 
 
 async def session(
-    peers: Peers, clips: Path, side: str, transcoded: bool, seconds: float, name: str, audio: bool
+    peers: Peers, clips: Path, side: str, transcoded: bool, seconds: float, name: str, audio: bool, codec: str
 ) -> dict[str, Any]:
     """Attempts until one gives figures (at most ATTEMPTS): a refusal for CPU or a session that never shows a frame
     is retried on a fresh ingress, and counted."""
     failures: list[str] = []
     result: dict[str, Any] = {}
     for number in range(1, ATTEMPTS + 1):
-        result = await attempt(peers, clips, side, transcoded, seconds, f"{name}-{number}", audio)
+        result = await attempt(peers, clips, side, transcoded, seconds, f"{name}-{number}", audio, codec)
         reason = result.get("refused") or result.get("failed")
         if reason is None:
             break
@@ -223,9 +226,9 @@ async def session(
     return result
 
 
-def prepare_clips(work: Path, audio: bool) -> None:
+def prepare_clips(work: Path, audio: bool, codec: str) -> None:
     """Encode the publisher's clips now, so that no encoder runs while either ingress samples its idle CPU."""
-    encode_video(work, CODEC, *SIZE, bitrate=BITRATE)
+    encode_video(work, codec, *SIZE, bitrate=BITRATE)
     if audio:
         encode_audio(work, 2)
 
@@ -252,8 +255,8 @@ def dead(peers: Peers) -> list[str]:
     return [f"{names.get(p, 'a peer')} exited {p.returncode}" for p in peers.procs if p.poll() is not None]
 
 
-async def run(reps: int, seconds: float, work: Path, audio: bool) -> dict[str, list[dict[str, Any]]]:
-    prepare_clips(work, audio)
+async def run(reps: int, seconds: float, work: Path, audio: bool, codec: str) -> dict[str, list[dict[str, Any]]]:
+    prepare_clips(work, audio, codec)
     peers = start_peers(work)
     results: dict[str, list[dict[str, Any]]] = {}
     try:
@@ -269,7 +272,7 @@ async def run(reps: int, seconds: float, work: Path, audio: bool) -> dict[str, l
                             peers.stop()
                             peers = start_peers(work)
                         try:
-                            res = await session(peers, work, side, transcoded, seconds, name, audio)
+                            res = await session(peers, work, side, transcoded, seconds, name, audio, codec)
                             break
                         except (aiohttp.ClientError, OSError):
                             if not dead(peers):
@@ -350,13 +353,15 @@ def main() -> int:
     parser.add_argument(
         "--no-audio", action="store_true", help="video only (livekit/ingress's A/V start race can't hit)"
     )
+    parser.add_argument("--codec", choices=CODECS, default="vp8", help="the publisher's video codec (default vp8)")
     args = parser.parse_args()
     if not go_available():
         print("livekit/ingress is not available here (../shared/tools/livekit-ingress/ingress.gz)", file=sys.stderr)
         return 2
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(f"publisher: {args.codec} {SIZE[0]}x{SIZE[1]} at {BITRATE}, audio {'off' if args.no_audio else 'Opus'}")
     with work_directory(args.work) as work:
-        results = asyncio.run(run(args.reps, args.seconds, work, audio=not args.no_audio))
+        results = asyncio.run(run(args.reps, args.seconds, work, audio=not args.no_audio, codec=args.codec))
     for line in summary(results):
         print(line)
     complete = all(any("first_frame_s" in r for r in runs) for runs in results.values())
