@@ -72,6 +72,12 @@ class RoomServerOptions:
                 # Everything here is loopback: let ICE offer it (dev mode would otherwise pick interface IPs).
                 "enable_loopback_candidate": True,
                 "node_ip": "127.0.0.1",
+                # ...and take media there only.  Otherwise the server opens a UDP socket on every host address and
+                # names each node_ip: the one candidate it offers can then be another address's socket (Go map
+                # order, once per process), so its checks leave from that address while what a client sends to
+                # 127.0.0.1 reaches a socket that knows no session.  A browser hiding its addresses behind mDNS
+                # names can then only connect over TCP (docs/chaos.md).
+                "ips": {"includes": ["127.0.0.1/32"]},
                 "congestion_control": {"enabled": self.congestion_control},
             },
             "keys": {self.api_key: self.api_secret},
