@@ -75,8 +75,7 @@ class RoomServerOptions:
                 # ...and take media there only.  Otherwise the server opens a UDP socket on every host address and
                 # names each node_ip: the one candidate it offers can then be another address's socket (Go map
                 # order, once per process), so its checks leave from that address while what a client sends to
-                # 127.0.0.1 reaches a socket that knows no session.  A browser hiding its addresses behind mDNS
-                # names can then only connect over TCP (docs/chaos.md).
+                # 127.0.0.1 reaches a socket that knows no session (docs/chaos.md).
                 "ips": {"includes": ["127.0.0.1/32"]},
                 "congestion_control": {"enabled": self.congestion_control},
             },
