@@ -253,14 +253,27 @@ def child_serve(config_path: str, out_path: str) -> int:
         Path(out_path).write_text(json.dumps(samples))
 
 
-def live_push_command(port: int, streamid: str, seconds: float, one_frame_per_pes: bool = False) -> list[str]:
+# The encoder's MPEG-TS muxing: its extra muxer options, and how the latency table names it.
+MUXINGS = {
+    "default": ((), "ffmpeg's default TS muxing"),
+    "pes0": (("-pes_payload_size", "0"), "one frame per PES (-pes_payload_size 0)"),
+    # With the length in each video PES header a demuxer can end a picture at its own last byte, instead of at the
+    # next picture's PES start (FFmpeg omits the length by default; a PES over 64 KiB still has none).
+    "pes0len": (
+        ("-pes_payload_size", "0", "-omit_video_pes_length", "0"),
+        "one frame per PES, video PES lengths written (-pes_payload_size 0 -omit_video_pes_length 0)",
+    ),
+}
+
+
+def live_push_command(port: int, streamid: str, seconds: float, muxing: str = "default") -> list[str]:
     return [
         *(FFMPEG, "-hide_banner", "-nostats", "-loglevel", "warning"),
         *("-re", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}"),
         *("-re", "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"),
         *("-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-bf", "0", "-g", "60"),
         *("-b:v", "2M", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "48000", "-ac", "2"),
-        *(["-pes_payload_size", "0"] if one_frame_per_pes else []),
+        *MUXINGS[muxing][0],
         *("-f", "mpegts", f"srt://127.0.0.1:{port}?mode=caller&latency=120000&pkt_size=1316&streamid={streamid}"),
     ]
 
@@ -306,7 +319,7 @@ async def watch(ws_url: str, room: str, stop: asyncio.Event) -> int:
     return frames
 
 
-async def part_latency(runs: int, seconds: float, work: Path, one_frame_per_pes: bool) -> dict[str, Any]:
+async def part_latency(runs: int, seconds: float, work: Path, muxing: str) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     options = RoomServerOptions(
         port=free_port(),
@@ -351,7 +364,7 @@ async def part_latency(runs: int, seconds: float, work: Path, one_frame_per_pes:
                 viewer = asyncio.create_task(watch(options.ws_url, room, stop))
                 with open(work / "ffmpeg.log", "ab") as log_file:
                     encoder = subprocess.Popen(
-                        live_push_command(srt_port, info.stream_key, seconds, one_frame_per_pes),
+                        live_push_command(srt_port, info.stream_key, seconds, muxing),
                         stdout=log_file,
                         stderr=subprocess.STDOUT,
                     )
@@ -372,9 +385,9 @@ async def part_latency(runs: int, seconds: float, work: Path, one_frame_per_pes:
         for track, points in tracks.items():
             pooled.setdefault(track, []).extend(ms for at, ms in points if at >= first + SKIP_SECONDS * 1e9)
     table = {}
-    muxing = "one frame per PES (-pes_payload_size 0)" if one_frame_per_pes else "ffmpeg's default TS muxing"
     print(
-        f"latency: {runs} run(s) × {seconds:g} s, {muxing}; SRT message delivered (after the 120 ms latency) → RTP out"
+        f"latency: {runs} run(s) × {seconds:g} s, {MUXINGS[muxing][1]}; SRT message delivered (after the 120 ms "
+        "latency) → RTP out"
     )
     print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; viewer frames {frames_seen}")
     print(f"  {'track':>8}{'frames':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
@@ -389,7 +402,7 @@ async def part_latency(runs: int, seconds: float, work: Path, one_frame_per_pes:
             }
             row = table[track]
             print(f"  {track:>8}{row['frames']:>8}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}{row['max_ms']:>9.1f}")
-    return {"runs": runs, "seconds": seconds, "one_frame_per_pes": one_frame_per_pes, "tracks": table}
+    return {"runs": runs, "seconds": seconds, "muxing": muxing, "tracks": table}
 
 
 def main() -> int:
@@ -398,7 +411,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument(
-        "--muxing", choices=("default", "pes0", "both"), default="both", help="the encoder's TS muxing (latency part)"
+        "--muxing",
+        choices=(*MUXINGS, "both", "all"),
+        default="both",
+        help="the encoder's TS muxing (latency part); both: default and pes0; all: every one",
     )
     parser.add_argument("--smoke", action="store_true", help="a few seconds of each part (CI)")
     parser.add_argument("--json", help="write the results here")
@@ -421,10 +437,10 @@ def main() -> int:
             # arrives up to ~170 ms after its timestamp and the room publisher's pacer holds video with it, for lip
             # sync at viewers (docs/performance.md, SRT); an encoder muxing one frame per PES shows what pyingress
             # itself adds.
-            if args.muxing in ("default", "both"):
-                results["latency"] = asyncio.run(part_latency(runs, seconds, work / "default", False))
-            if args.muxing in ("pes0", "both"):
-                results["latency_one_frame_per_pes"] = asyncio.run(part_latency(runs, seconds, work / "pes0", True))
+            wanted = {"both": ("default", "pes0"), "all": tuple(MUXINGS)}.get(args.muxing, (args.muxing,))
+            for muxing in wanted:
+                key = {"default": "latency", "pes0": "latency_one_frame_per_pes"}.get(muxing, f"latency_{muxing}")
+                results[key] = asyncio.run(part_latency(runs, seconds, work / muxing, muxing))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
