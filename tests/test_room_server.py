@@ -5,6 +5,8 @@ from pathlib import Path
 from pyingress.room_server import LocalRoomServer, RoomServerOptions
 from tests.harness.ports import free_port, free_udp_port
 
+LOOPBACK = "0100007F"  # 127.0.0.1 as /proc/net/udp writes it (host byte order, little-endian here)
+
 
 def _udp_addresses(port: int) -> set[str]:
     """The local addresses of every UDP socket bound to ``port`` (hex, as /proc/net/udp and udp6 write them)."""
@@ -27,6 +29,6 @@ def test_media_is_taken_on_loopback_only(tmp_path: Path) -> None:
     server = LocalRoomServer(options)
     server.start()
     try:
-        assert _udp_addresses(options.rtc_udp_port) == {"0100007F"}, (tmp_path / "lk.log").read_text()[-2000:]
+        assert _udp_addresses(options.rtc_udp_port) == {LOOPBACK}, (tmp_path / "lk.log").read_text()[-2000:]
     finally:
         server.stop()
