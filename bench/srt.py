@@ -436,7 +436,8 @@ def main() -> int:
             # ffmpeg's mpegts muxer packs ~8 AAC frames per PES by default (pes_payload_size 2930 B), so audio
             # arrives up to ~170 ms after its timestamp and the room publisher's pacer holds video with it, for lip
             # sync at viewers (docs/performance.md, SRT); an encoder muxing one frame per PES shows what pyingress
-            # itself adds.
+            # itself adds, and one that also writes video PES lengths (pes0len, in "all") leaves out the demuxer's
+            # wait for the next picture.
             wanted = {"both": ("default", "pes0"), "all": tuple(MUXINGS)}.get(args.muxing, (args.muxing,))
             for muxing in wanted:
                 key = {"default": "latency", "pes0": "latency_one_frame_per_pes"}.get(muxing, f"latency_{muxing}")

@@ -6,7 +6,7 @@ the ICE candidates of the publisher connection — in the offer and answer SDP a
 one each way is made to name the relay (the server's: the relay's front, the client's: the back socket the relay
 forwards to the client's own address, ``LossyRelay.forward_to``) and the other UDP ones are left out; TCP ones stay
 (aioice cannot use them). The client's candidate leaves its offer and follows the server's answer as a trickle, as a
-browser's does (docs/chaos.md: with it in the offer, livekit-server's UDP mux dropped the relay's packets). Neither
+browser's does (the packet drops once blamed on it had another cause: docs/chaos.md). Neither
 side knows an address of the other but the relay's, so no pair of candidates can bypass it, while viewers and every
 other client talk to livekit-server directly. Nothing else of the room is touched: the server it joins, the tracks
 it publishes, the viewers are real.
