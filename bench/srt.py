@@ -25,6 +25,7 @@ The machine is shared (2 cores): figures under load are upper bounds.
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import resource
@@ -177,6 +178,42 @@ def part_receive(seconds: float, work: Path) -> dict[str, Any]:
     return result
 
 
+# -- latency: lip sync's share ------------------------------------------------------------------------------------
+
+
+def instant_latencies(door: list[list[Any]], out: list[list[Any]]) -> list[tuple[str, list[tuple[int, float]]]]:
+    """Each frame's latency from the moment its *instant* had arrived whole: its own source packet and the other
+    track's packet covering the same media time (for a picture, the audio it plays with; for audio, the picture
+    shown over it).
+
+    The room publisher holds each track for the other's data of the same instant (lip sync: a LiveKit viewer plays
+    each track as it arrives), so a frame's latency from its own packet includes waiting for data the encoder had
+    not sent yet — its muxing's skew, which no lip-synced ingress can remove.  Measured from the instant, the rest
+    is what pyingress adds.  Packets the demuxer yielded on one read share a stamp; the earliest timestamp among
+    them stands for all, which can only make a figure larger.
+    """
+    by_stamp: dict[tuple[str, int], float] = {}
+    timeline: dict[str, list[tuple[float, int]]] = {"video": [], "audio": []}
+    for arrival, kind, pts in door:
+        key = (kind, arrival)
+        by_stamp[key] = min(pts, by_stamp.get(key, pts))
+        timeline[kind].append((pts, arrival))
+    for points in timeline.values():
+        points.sort()
+    starts = {kind: [pts for pts, _ in points] for kind, points in timeline.items()}
+    latencies: dict[str, list[tuple[int, float]]] = {}
+    for sent, track, arrival in out:
+        kind = "audio" if track == "audio" else "video"
+        other = "video" if kind == "audio" else "audio"
+        pts = by_stamp.get((kind, arrival))
+        index = bisect.bisect_right(starts[other], pts) - 1 if pts is not None else -1
+        if index < 0:
+            continue  # before the other track's first packet, or not from the door (a frame of the pipeline's own)
+        complete = max(arrival, timeline[other][index][1])
+        latencies.setdefault(f"{track}@instant", []).append((sent, (sent - complete) / 1e6))
+    return sorted(latencies.items())
+
+
 # -- latency: the instrumented pyingress ---------------------------------------------------------------------------
 
 
@@ -185,9 +222,11 @@ def child_serve(config_path: str, out_path: str) -> int:
     from pyingress.cli import main as pyingress_main
     from pyingress.ingest.srt import ts_reader
     from pyingress.media import pipeline as media_pipeline
-    from pyingress.publish import room_publisher
+    from pyingress.publish import pacing, room_publisher
 
     samples: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    # Per session: what came in (arrival ns, kind, pts s) and what went out (sent ns, track, its source's arrival).
+    instants: dict[str, dict[str, list[tuple[int, str, Any]]]] = {}
 
     read = ts_reader.SrtStream.read
 
@@ -216,6 +255,8 @@ def child_serve(config_path: str, out_path: str) -> int:
         now = time.monotonic_ns()
         door = samples.setdefault(self.config.session_id, {}).setdefault(f"door.{packet.kind}", [])
         door.append((now, (now - arrival) / 1e6))
+        pts = float(packet.pts * packet.time_base)
+        instants.setdefault(self.config.session_id, {}).setdefault("door", []).append((arrival, packet.kind, pts))
         self.latency.packet_in(packet.kind, packet.keyframe, arrival)
         with self._cond:
             if self._ended or self._closed:
@@ -240,8 +281,21 @@ def child_serve(config_path: str, out_path: str) -> int:
             now = time.monotonic_ns()
             track = "audio" if frame.kind == "audio" else QUALITY_NAMES[frame.quality]
             samples.setdefault(self.resource_id, {}).setdefault(track, []).append((now, (now - arrival) / 1e6))
+            instants.setdefault(self.resource_id, {}).setdefault("out", []).append((now, track, arrival))
         return sent
 
+    decide = pacing.FramePacer.decide
+
+    def timed_decide(self: Any, key: Any, media_time: float, keyframe: bool, now: float, arrived: Any = None) -> Any:
+        # How long the pacer holds each frame (lip sync and smoothing): the part of the latency that is a choice.
+        decision = decide(self, key, media_time, keyframe, now, arrived)
+        if decision.action is pacing.Action.SEND:
+            track = "audio" if key == pacing.AUDIO else QUALITY_NAMES[key[1]]
+            waited = decision.delay + (max(0.0, now - arrived) if arrived is not None else 0.0)
+            samples.setdefault("pacer", {}).setdefault(track, []).append((time.monotonic_ns(), waited * 1e3))
+        return decision
+
+    pacing.FramePacer.decide = timed_decide  # type: ignore[method-assign]
     ts_reader.SrtStream.read = timed_read  # type: ignore[method-assign]
     ts_reader.TsReader.packets_in_order = timed_packets  # type: ignore[method-assign]
     media_pipeline._QueuedPipeline.push = timed_push  # type: ignore[method-assign]
@@ -250,7 +304,7 @@ def child_serve(config_path: str, out_path: str) -> int:
     try:
         return pyingress_main(["serve", "--config", config_path])
     finally:
-        Path(out_path).write_text(json.dumps(samples))
+        Path(out_path).write_text(json.dumps({"samples": samples, "instants": instants}))
 
 
 # The encoder's MPEG-TS muxing: its extra muxer options, and how the latency table names it.
@@ -377,21 +431,30 @@ async def part_latency(runs: int, seconds: float, work: Path, muxing: str) -> di
         child.send_signal(signal.SIGINT)
         await asyncio.to_thread(child.wait, 60)
         await asyncio.to_thread(room_server.stop)
-    samples: dict[str, dict[str, list[list[float]]]] = json.loads(out.read_text()) if out.exists() else {}
-    pooled: dict[str, list[float]] = {}
+    recorded = json.loads(out.read_text()) if out.exists() else {}
+    samples: dict[str, dict[str, list[Any]]] = recorded.get("samples", {})
     for resource_id in resource_ids:
-        tracks = samples.get(resource_id, {})
+        recorded_instants = recorded.get("instants", {}).get(resource_id, {})
+        for track, points in instant_latencies(recorded_instants.get("door", []), recorded_instants.get("out", [])):
+            samples.setdefault(resource_id, {}).setdefault(track, []).extend(points)
+    pooled: dict[str, list[float]] = {}
+    # One session per run, so the pacer's holds (recorded per process, not per session) pool with its tracks.
+    sources = [(samples.get(resource_id, {}), "") for resource_id in resource_ids] + [
+        (samples.get("pacer", {}), "pacer.")
+    ]
+    for tracks, prefix in sources:
         first = min((points[0][0] for points in tracks.values() if points), default=0)
         for track, points in tracks.items():
-            pooled.setdefault(track, []).extend(ms for at, ms in points if at >= first + SKIP_SECONDS * 1e9)
+            pooled.setdefault(prefix + track, []).extend(ms for at, ms in points if at >= first + SKIP_SECONDS * 1e9)
     table = {}
     print(
         f"latency: {runs} run(s) × {seconds:g} s, {MUXINGS[muxing][1]}; SRT message delivered (after the 120 ms "
         "latency) → RTP out"
     )
     print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; viewer frames {frames_seen}")
-    print(f"  {'track':>8}{'frames':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
-    for track in ("HIGH", "MEDIUM", "LOW", "audio", "door.video", "door.audio"):
+    print(f"  {'track':>14}{'frames':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    rows = ("HIGH", "MEDIUM", "LOW", "audio", "door.video", "door.audio", "pacer.HIGH", "pacer.audio")
+    for track in (*rows, *(f"{name}@instant" for name in QUALITY_NAMES[::-1]), "audio@instant"):
         values = sorted(pooled.get(track, []))
         if values:
             table[track] = {
@@ -401,7 +464,7 @@ async def part_latency(runs: int, seconds: float, work: Path, muxing: str) -> di
                 "max_ms": values[-1],
             }
             row = table[track]
-            print(f"  {track:>8}{row['frames']:>8}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}{row['max_ms']:>9.1f}")
+            print(f"  {track:>14}{row['frames']:>8}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}{row['max_ms']:>9.1f}")
     return {"runs": runs, "seconds": seconds, "muxing": muxing, "tracks": table}
 
 
