@@ -2,9 +2,11 @@
 
 ``SrtStream`` is the file-like object PyAV reads: one live message per ``read`` (SRT delivers each at its time to
 play, TSBPD), the first one checked to be MPEG-TS so that a publisher sending anything else is told so at once
-instead of FFmpeg searching megabytes for a sync byte.  ``TsReader`` opens it with FFmpeg's mpegts demuxer, picks
-one video and one audio stream, and yields ``StreamDescription``s then ``EncodedPacket``s with the TS's 90 kHz
-timestamps.  It runs on the connection's own thread; handing items to the event loop is the caller's business.
+instead of FFmpeg searching megabytes for a sync byte.  A video PES without a length is held until its last packet
+and given one (``pes_end``), so the demuxer yields each picture when it has arrived, not a frame later.
+``TsReader`` opens it with FFmpeg's mpegts demuxer, picks one video and one audio stream, and yields
+``StreamDescription``s then ``EncodedPacket``s with the TS's 90 kHz timestamps.  It runs on the connection's own
+thread; handing items to the event loop is the caller's business.
 """
 
 import ctypes
@@ -16,6 +18,7 @@ import av.container
 import av.error
 
 from pyingress.ingest.srt.libsrt import MAX_PAYLOAD_SIZE, Errno, SrtError, SrtSocket
+from pyingress.ingest.srt.pes_end import PesEnds
 from pyingress.media.container import codec_name, describe, place_in_time
 from pyingress.media.packets import EncodedPacket, MediaKind, StreamDescription
 
@@ -65,6 +68,7 @@ class SrtStream:
         self.messages = 0
         self.bytes = 0
         self.media_at = 0  # ``bytes`` when the reader last got a packet out (TsReader sets it)
+        self.pes_ends = PesEnds()  # pictures handed over at their last byte, not a frame later
         # The first failure, kept: FFmpeg may read again after an error (PyAV then prints the first one and keeps
         # the second), so later reads only say "end of file" and the reader raises this one.
         self.failure: PeerGone | TsError | None = None
@@ -73,8 +77,17 @@ class SrtStream:
         if self.failure is not None:
             return b""
         try:
-            return self._read()
-        except (PeerGone, TsError) as failure:
+            while True:  # an empty read would be end of file: read on while a picture's packets are all held
+                data = self.pes_ends.feed(self._read())
+                if data:
+                    return data
+        except PeerGone as failure:
+            self.failure = failure
+            held = self.pes_ends.flush()
+            if held:
+                return held  # the last picture; the next read says end of file, and the reader raises the failure
+            raise
+        except TsError as failure:
             self.failure = failure
             raise
 

@@ -1,0 +1,57 @@
+"""Fuzz the video PES end finder (fuzz/ts_pes_end.py) with hypothesis: TS-shaped packets of a few PIDs, and bytes."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _target() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ts_pes_end", REPO / "fuzz" / "ts_pes_end.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+check = _target().check
+
+
+@st.composite
+def _packet(draw: st.DrawFn) -> bytes:
+    """A TS packet of PID 0x100 or 0x101, sometimes a video PES start, with or without an adaptation field."""
+    pid = draw(st.sampled_from([0x100, 0x101]))
+    start = draw(st.booleans())
+    header = bytes([0x47, (0x40 if start else 0) | pid >> 8, pid & 0xFF])
+    body = b""
+    if start:
+        stream_id, length = draw(st.sampled_from([0xE0, 0xC0])), draw(st.sampled_from([b"\0\0", b"\1\0"]))
+        body = b"\x00\x00\x01" + bytes([stream_id]) + length
+    stuffing = draw(st.integers(0, 184 - len(body)))
+    control = draw(st.sampled_from([1, 3, 2])) if stuffing == 0 else 3
+    cc = draw(st.integers(0, 15))
+    if control & 2:
+        af_length = max(stuffing - 1, 0) if stuffing else draw(st.integers(0, 183 - len(body)))
+        flags = draw(st.sampled_from([0x00, 0x10, 0x40]))
+        fields = bytes([flags]) + draw(st.binary(min_size=af_length, max_size=af_length))[1:] if af_length else b""
+        adaptation = bytes([af_length]) + fields
+    else:
+        adaptation = b""
+    packet = header + bytes([control << 4 | cc]) + adaptation + body
+    return (packet + draw(st.binary(min_size=188, max_size=188)))[:188]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(0, 255), st.lists(_packet(), max_size=40))
+def test_ts_shaped_streams(cut: int, packets: list[bytes]) -> None:
+    check(bytes([cut]) + b"".join(packets))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=3000))
+def test_any_bytes(data: bytes) -> None:
+    check(data)
