@@ -78,7 +78,13 @@ class SrtStream:
             return b""
         try:
             while True:  # an empty read would be end of file: read on while a picture's packets are all held
+                misjudged = self.pes_ends.stats.misjudged
                 data = self.pes_ends.feed(self._read())
+                if self.pes_ends.stats.misjudged != misjudged:
+                    log.warning(
+                        "the encoder stuffs TS packets inside a picture: one picture was cut short (artefacts until "
+                        "the next keyframe); its pictures now pass as they come"
+                    )
                 if data:
                     return data
         except PeerGone as failure:
