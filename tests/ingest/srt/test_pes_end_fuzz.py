@@ -1,24 +1,9 @@
 """Fuzz the video PES end finder (fuzz/ts_pes_end.py) with hypothesis: TS-shaped packets of a few PIDs, and bytes."""
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ts_pes_end", REPO / "fuzz" / "ts_pes_end.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _target().check
+from fuzz.ts_pes_end import check
 
 
 @st.composite
@@ -37,7 +22,9 @@ def _packet(draw: st.DrawFn) -> bytes:
     if control & 2:
         af_length = max(stuffing - 1, 0) if stuffing else draw(st.integers(0, 183 - len(body)))
         flags = draw(st.sampled_from([0x00, 0x10, 0x40]))
-        fields = bytes([flags]) + draw(st.binary(min_size=af_length, max_size=af_length))[1:] if af_length else b""
+        # After the flags: a PCR's bytes when flagged, then stuffing (a PES's last packet) or anything.
+        filler = draw(st.sampled_from([b"\xff" * 188, bytes(188)]) | st.binary(min_size=188, max_size=188))
+        fields = (bytes([flags]) + (bytes(6) if flags & 0x10 else b"") + filler)[:af_length]
         adaptation = bytes([af_length]) + fields
     else:
         adaptation = b""
