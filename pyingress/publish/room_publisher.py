@@ -362,6 +362,7 @@ class RoomPublisher:
 
     def _install(self, join: Join) -> None:
         self._join = join
+        join.peer.set_media_clock(self._media_now)
         self._others = set(join.joined.others)
         self._server_spoke = self._paused_alone = False
         self._sent_first.clear()
@@ -378,6 +379,14 @@ class RoomPublisher:
                 self._request_keyframe(quality, "joined")
         self.attributes.resend()  # a new participant has none of them
         self._emit(self._published_event(join))
+
+    def _media_now(self) -> float | None:
+        """The media time the pacer has due now: every stream's sender reports map the wall clock by it, so the
+        SFU sees the layers (and audio) on one timeline even when a keyframe leaves ahead of its queue."""
+        clock = self._pacer.clock
+        if not self.options.pace or clock.origin_media is None:
+            return None
+        return clock.origin_media + (time.monotonic() - clock.origin_wall)
 
     def _published_event(self, join: Join) -> Published:
         j = join.joined

@@ -54,6 +54,8 @@ VIDEO_CLOCK_RATE = 90_000
 # second of the top layer at the presets' bitrates, enough for the SFU's NACK round trips (20 s of Opus).
 HISTORY_SIZE = 1024
 
+# The media time (seconds, the frames' own timeline) that the session's pacing has due now, or None if it has none.
+MediaClock = Callable[[], float | None]
 _NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 _FIXED = struct.Struct("!BBH")
 
@@ -166,13 +168,24 @@ class RtpStream:
         packet = self._history.get(sequence_number % HISTORY_SIZE)
         return packet if packet is not None and packet.sequence_number == sequence_number else None
 
-    def sender_report(self, now: float | None = None) -> RtcpSrPacket | None:
-        """An SR whose NTP time is now and whose RTP time is extrapolated from the last frame sent."""
+    def sender_report(self, now: float | None = None, media_now: float | None = None) -> RtcpSrPacket | None:
+        """An SR whose NTP time is now.  Its RTP time is ``media_now`` (seconds of media time due now on the
+        session's clock) when given, else extrapolated from the last frame sent.
+
+        The session's clock gives every stream of the participant the same NTP ↔ media time mapping, which is what
+        an SFU aligns simulcast layers by (and a receiver audio with video).  Extrapolating from the last frame
+        does not when frames leave off their time: a keyframe sent ahead of its layer's queue (for a viewer
+        waiting on it) would put that layer's mapping ahead of the others by as much, and livekit-server refuses
+        a switch to a layer whose keyframe then looks more than 50 ms behind the one it forwards.
+        """
         if self._last_rtp is None:
             return None
         wall = time.time() if now is None else now
-        elapsed = max(0.0, wall - self._last_wall)
-        rtp_now = (self._last_rtp + int(elapsed * self.clock_rate)) & 0xFFFFFFFF
+        if media_now is not None:
+            rtp_now = (self.timestamp_origin + round(media_now * self.clock_rate)) & 0xFFFFFFFF
+        else:
+            elapsed = max(0.0, wall - self._last_wall)
+            rtp_now = (self._last_rtp + int(elapsed * self.clock_rate)) & 0xFFFFFFFF
         return RtcpSrPacket(
             ssrc=self.ssrc,
             sender_info=RtcpSenderInfo(
@@ -249,6 +262,7 @@ class StreamSender:
         self._extensions = HeaderExtensionsMap()
         self._rtcp_task: asyncio.Task[None] | None = None
         self._transport_registered: Any = None
+        self.media_clock: MediaClock | None = None  # the session's media time due now, for sender reports
 
     @property
     def mid(self) -> str | None:
@@ -297,8 +311,9 @@ class StreamSender:
         """Sender reports (+ SDES CNAME) for every stream that has sent something."""
         packets: list[AnyRtcpPacket] = []
         chunks = []
+        media_now = self.media_clock() if self.media_clock is not None else None
         for stream in self.streams():
-            report = stream.sender_report(now)
+            report = stream.sender_report(now, media_now)
             if report is None:
                 continue
             packets.append(report)

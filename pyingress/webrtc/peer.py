@@ -28,7 +28,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import candidate_from_sdp
 
 from pyingress.webrtc.audio_send import OPUS_CLOCK_RATE, AudioSender
-from pyingress.webrtc.direct_send import IdleTrack
+from pyingress.webrtc.direct_send import IdleTrack, MediaClock
 from pyingress.webrtc.ice import gathering_from
 from pyingress.webrtc.sdp import bundle_candidates, set_opus_parameters, ssrc_cname
 from pyingress.webrtc.simulcast import KeyframeRequest, SimulcastEncoding, SimulcastSender
@@ -175,6 +175,12 @@ class PublisherPeer:
             await self.pc.addIceCandidate(parsed)
         else:
             self._pending_candidates.append(parsed)
+
+    def set_media_clock(self, clock: MediaClock) -> None:
+        """Sender reports map NTP time to media time by ``clock``, the same for every stream (direct_send)."""
+        for sender in (self.audio, self.simulcast):
+            if sender is not None:
+                sender.media_clock = clock
 
     async def send_audio(self, data: bytes, pts: int, time_base: Fraction = OPUS_TIME_BASE) -> None:
         """One Opus frame at ``pts`` in ``time_base`` (the pipeline's is Opus's own 1/48000: no arithmetic)."""

@@ -372,6 +372,33 @@ async def test_a_keyframe_a_viewer_asks_for_overtakes_video_queued_for_lip_sync(
         assert stats.dropped_late <= stats.frames_sent // 20
 
 
+async def test_layer_switches_go_through_while_video_waits_for_late_audio(livekit_server: LivekitPeer) -> None:
+    """Audio 300 ms behind its video, a viewer going HIGH → MEDIUM → LOW → HIGH: every switch reaches its size.
+
+    Each switch makes livekit-server ask for a keyframe on the new layer, which leaves at once, 300 ms ahead of
+    that layer's queue; the server aligns the layers by their sender reports, which follow the session's clock
+    (test_simulcast: the alignment is exact however early a keyframe left).  In CI a viewer once stayed on MEDIUM
+    for 20 s of requests for LOW keyframes, with an SRT source whose audio came in 170 ms PESs; this has not
+    reproduced it here, before or after that change, so it guards the switches rather than proving the cause."""
+    room, identity = "publish-switch-late-audio", "ingress-switch"
+    async with (
+        publishing(
+            livekit_server.ws_url,
+            room,
+            identity,
+            h264_clip(),
+            video=VideoTrackPlan("h264", DEFAULT_LAYERS),
+            audio=AudioTrackPlan(channels=2),
+            audio_late=0.3,
+        ),
+        RoomSubscriber(livekit_server.ws_url, livekit_server.token("viewer-switch", room)) as viewer,
+    ):
+        steps = ((HIGH, (1280, 720)), (MEDIUM, (640, 360)), (LOW, (320, 180)), (HIGH, (1280, 720)))
+        for step, (quality, size) in enumerate(steps):
+            seen = await viewer.sizes_until(identity, quality, size)
+            assert seen[-15:] == [size] * 15, (step, seen[-20:])
+
+
 async def test_a_pre_opened_join_is_left_when_unused_and_given_up_while_connecting(livekit_server: LivekitPeer) -> None:
     room = "publish-preconnect"
     token = ingress_join_token(API_KEY, API_SECRET, room_name=room, identity="early", ingress_id="IN_test")

@@ -224,6 +224,30 @@ def test_sender_report_extrapolates_rtp_time_to_now() -> None:
     assert seconds - 2_208_988_800 == 100
 
 
+def _layer_offset(reference: RtcpSrPacket, target: RtcpSrPacket) -> int:
+    """The RTP offset between two layers that livekit-server derives from their sender reports to switch between
+    them (forwarder.go, getRefLayerRTPTimestamp): the target's RTP time moved to the reference's NTP time."""
+    ntp = (reference.sender_info.ntp_timestamp - target.sender_info.ntp_timestamp) / (1 << 32)
+    at_reference = target.sender_info.rtp_timestamp + round(ntp * 90_000)
+    return (reference.sender_info.rtp_timestamp - at_reference) & 0xFFFFFFFF
+
+
+def test_sender_reports_on_the_session_clock_keep_layers_aligned_when_a_keyframe_leaves_early() -> None:
+    medium = LayerStream(SimulcastEncoding("h", MEDIUM), ssrc=5, codec="h264")
+    low = LayerStream(SimulcastEncoding("q", LOW), ssrc=6, codec="h264")
+    # Both layers' frame of media time 10.0 s goes at its time (wall 100.0); then a viewer's keyframe on MEDIUM,
+    # media time 10.2 s, goes at once instead of waiting 200 ms behind the video queued for its audio.
+    medium.packetize(IDR, 900_000, 101, "0", now=100.0)
+    low.packetize(IDR, 900_000, 101, "0", now=100.0)
+    medium.packetize(IDR, 918_000, 101, "0", now=100.01)
+    truth = (medium.timestamp_origin - low.timestamp_origin) & 0xFFFFFFFF  # the same media time on both
+    extrapolated = _layer_offset(medium.sender_report(now=100.02), low.sender_report(now=100.03))
+    assert abs(extrapolated - truth - 18_000 + 900) <= 1  # off by the 190 ms the keyframe left early
+    # On the session clock (media time 10.02 s due at wall 100.02) both map the wall clock alike.
+    on_clock = _layer_offset(medium.sender_report(100.02, media_now=10.02), low.sender_report(100.03, media_now=10.03))
+    assert abs(on_clock - truth) <= 1
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # A real aiortc peer on the other end
 
