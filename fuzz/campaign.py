@@ -45,7 +45,7 @@ TARGETS = [
     ),
     Target("psrpc envelope", "fuzz/psrpc_envelope.py", "tests/control/psrpc/corpus/envelope"),
     Target("srt streamid", "fuzz/srt_streamid.py", "", what="SRT access-control streamid"),
-    Target("ts pes end", "fuzz/ts_pes_end.py", "", what="video PES ends found in MPEG-TS"),
+    Target("ts pes end", "fuzz/ts_pes_end.py", "tests/ingest/srt/corpus/pes_end", what="video PES ends in MPEG-TS"),
     Target("whip", "fuzz/whip.py", "", what="WHIP offers, RTP depacketising"),
     Target("url playlist", "fuzz/url_pull.py", "", ("playlist",), "HLS variant lines"),
     Target("url orientation", "fuzz/url_pull.py", "", ("orientation",), "the rotation SEI writer"),

@@ -1,9 +1,15 @@
-"""Fuzz the video PES end finder (fuzz/ts_pes_end.py) with hypothesis: TS-shaped packets of a few PIDs, and bytes."""
+"""Fuzz the video PES end finder (fuzz/ts_pes_end.py) with hypothesis: TS-shaped packets of a few PIDs, and bytes;
+its seed corpus (FFmpeg's own muxing) replayed as it is and cut at random."""
 
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fuzz.ts_pes_end import check
+
+SEEDS = sorted((Path(__file__).with_name("corpus") / "pes_end").iterdir())
 
 
 @st.composite
@@ -42,3 +48,18 @@ def test_ts_shaped_streams(cut: int, packets: list[bytes]) -> None:
 @given(st.binary(max_size=3000))
 def test_any_bytes(data: bytes) -> None:
     check(data)
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda path: path.name)
+def test_seed_corpus(seed: Path) -> None:
+    check(seed.read_bytes())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(SEEDS), st.integers(0, 255), st.integers(0, 20_000), st.binary(max_size=8))
+def test_seeds_cut_and_mangled(seed: Path, cut: int, at: int, junk: bytes) -> None:
+    data = bytearray(seed.read_bytes())
+    data[0] = cut
+    position = 1 + at % (len(data) - 1)
+    data[position : position + len(junk)] = junk  # a few bytes overwritten: a header, a length, a stuffing byte
+    check(bytes(data))
