@@ -69,11 +69,23 @@ class SrtStream:
         self.bytes = 0
         self.media_at = 0  # ``bytes`` when the reader last got a packet out (TsReader sets it)
         self.pes_ends = PesEnds()  # pictures handed over at their last byte, not a frame later
+        self._out = b""  # what the last message (or held picture) left after a read of fewer bytes
         # The first failure, kept: FFmpeg may read again after an error (PyAV then prints the first one and keeps
         # the second), so later reads only say "end of file" and the reader raises this one.
         self.failure: PeerGone | TsError | None = None
 
     def read(self, size: int = -1) -> bytes:
+        """At most ``size`` bytes: PyAV copies whatever comes back into its ``size``-byte buffer, unchecked, and a
+        picture held to its last packet (``pes_end``) can be tens of kilobytes at once."""
+        if not self._out:
+            self._out = self._fill()
+        if 0 <= size < len(self._out):
+            data, self._out = self._out[:size], self._out[size:]
+            return data
+        data, self._out = self._out, b""
+        return data
+
+    def _fill(self) -> bytes:
         if self.failure is not None:
             return b""
         try:

@@ -77,6 +77,25 @@ def test_h264_and_aac_come_out_described_and_timed(clip: bytes, pair: tuple[SrtS
     assert len([p for p in packets if p.kind == "audio"]) >= 200
 
 
+def test_a_read_never_returns_more_than_asked(pair: tuple[SrtSocket, SrtSocket], tmp_path: Path) -> None:
+    """PyAV copies what ``read`` returns into its buffer of ``size`` bytes unchecked: a picture held whole to its
+    last packet (30-60 kB keyframes here) must come out in pieces, every byte once."""
+    big = make_clip(
+        TestPattern(width=1280, height=720, fps=30, duration=2, gop=30, video_bitrate="8M"), tmp_path / "b.ts", "mpegts"
+    ).read_bytes()
+    caller, accepted = pair
+    _send(caller, big)
+    stream = SrtStream(accepted)
+    pieces = []
+    with pytest.raises(PeerGone):
+        while piece := stream.read(4096):
+            pieces.append(piece)
+        stream.read(4096)  # end of file again (PyAV asks twice), then the reader raises the failure
+        raise stream.failure or AssertionError("no failure kept")
+    assert max(map(len, pieces)) == 4096  # some held pictures were larger than a read
+    assert sum(map(len, pieces)) == len(big) and stream.pes_ends.stats.ended >= 50
+
+
 def test_a_payload_that_is_not_ts_is_refused_in_words(pair: tuple[SrtSocket, SrtSocket]) -> None:
     caller, accepted = pair
     _send(caller, b"FLV\x01\x05" + bytes(5000), close=False)
