@@ -1,9 +1,10 @@
 """MPEG-TS from an SRT socket into the data path's vocabulary, through PyAV (reference feasibility.md §8).
 
-``SrtStream`` is the file-like object PyAV reads: one live message per ``read`` (SRT delivers each at its time to
-play, TSBPD), the first one checked to be MPEG-TS so that a publisher sending anything else is told so at once
-instead of FFmpeg searching megabytes for a sync byte.  A video PES without a length is held until its last packet
-and given one (``pes_end``), so the demuxer yields each picture when it has arrived, not a frame later.
+``SrtStream`` is the file-like object PyAV reads: live messages as SRT delivers them, each at its time to play
+(TSBPD), never more bytes than a ``read`` asks for, the first message checked to be MPEG-TS so that a publisher
+sending anything else is told so at once instead of FFmpeg searching megabytes for a sync byte.  A video PES
+without a length is held until its last packet and given one (``pes_end``), so the demuxer yields each picture when
+it has arrived, not a frame later.
 ``TsReader`` opens it with FFmpeg's mpegts demuxer, picks one video and one audio stream, and yields
 ``StreamDescription``s then ``EncodedPacket``s with the TS's 90 kHz timestamps.  It runs on the connection's own
 thread; handing items to the event loop is the caller's business.
